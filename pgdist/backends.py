@@ -1,0 +1,40 @@
+"""Backends hand a batch's chunks to rollout workers and yield their results as they finish.
+
+Both have the same verbs: ``sample(theta, version, chunks)`` and ``close()``. The local
+backend runs one worker in this process, with no Ray at all; ``pgdist.ray_backend``
+(the only module that imports ray) runs workers as Ray actors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from pgdist.config import Config
+from pgdist.worker import Chunk, ChunkResult, RolloutWorker
+
+
+class LocalBackend:
+    """One rollout worker in the driver's process."""
+
+    workers = 1
+
+    def __init__(self, config: Config, policy: torch.nn.Module):
+        self.worker = RolloutWorker(config.env, policy, config.gamma, config.envs_per_chunk)
+
+    def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
+        for chunk in chunks:
+            yield self.worker.run(theta, version, chunk)
+
+    def close(self) -> None:
+        pass
+
+
+def make_backend(config: Config, policy: torch.nn.Module):
+    if config.backend == "local":
+        return LocalBackend(config, policy)
+    from pgdist.ray_backend import RayBackend  # import ray only when it is used
+
+    return RayBackend(config, policy)

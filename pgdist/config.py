@@ -1,0 +1,92 @@
+"""The run's configuration: one frozen dataclass, validated once when it is built.
+
+Defaults are the tutorial's (N = 10, lr = 1e-3, gamma = 0.95, Adam, two hidden
+layers of 8 with tanh). Every field documents itself in ``metadata["help"]``,
+which the command line shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from pgdist.envs import check_env_name
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the field and the value."""
+
+
+def _field(default, help: str, **kwargs):
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Config:
+    env: str = _field(
+        "CartPole-v1",
+        "environment: a gymnasium id such as CartPole-v1, or 'module:Class' for a class in "
+        "the tutorial's protocol (reset() -> state, step(action) -> (state, reward, done))",
+    )
+    episodes: int = _field(10, "N, the trajectories behind each gradient step (Eq. 19, 23)")
+    lr: float = _field(1e-3, "Adam's learning rate (alpha in Eq. 4)")
+    gamma: float = _field(0.95, "discount factor of the total return R(tau) (Eq. 6), in (0, 1]")
+    hidden: tuple[int, ...] = _field((8, 8), "sizes of the policy's hidden tanh layers")
+    iterations: int = _field(1000, "gradient steps to take")
+    workers: int | None = _field(
+        None, "rollout workers (Ray actors); default: the number of CPUs Ray sees"
+    )
+    seed: int = _field(0, "seed of everything random: weights, environments, actions")
+    address: str | None = _field(
+        None, "Ray cluster address to join; default: start a local Ray instance on loopback"
+    )
+    chunk_episodes: int = _field(
+        64, "episodes per chunk, the unit of work handed to a worker; N is cut into such chunks"
+    )
+    envs_per_chunk: int = _field(
+        16, "environment copies a worker steps in lockstep while it runs a chunk"
+    )
+    backend: str = _field(
+        "ray", "'ray': workers are Ray actors; 'local': one worker in this process, no Ray"
+    )
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        _positive_int(self, "episodes", "iterations", "chunk_episodes", "envs_per_chunk")
+        if self.workers is not None:
+            _positive_int(self, "workers")
+        if not 0.0 < self.gamma <= 1.0:
+            _fail("gamma", self.gamma, "a discount factor in (0, 1]")
+        if not self.lr > 0.0:
+            _fail("lr", self.lr, "a learning rate > 0")
+        if any(not isinstance(size, int) or size < 1 for size in self.hidden):
+            _fail("hidden", self.hidden, "layer sizes that are whole numbers >= 1")
+        if self.backend not in ("ray", "local"):
+            _fail("backend", self.backend, "'ray' or 'local'")
+        if not isinstance(self.seed, int):
+            _fail("seed", self.seed, "a whole number")
+        try:
+            check_env_name(self.env)
+        except ValueError as error:
+            raise ConfigError(f"env={self.env!r}: {error}") from None
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in fields()}
+
+
+def fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _positive_int(config, *names):
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            _fail(name, value, "a whole number >= 1")
+
+
+def _fail(name, value, expected):
+    raise ConfigError(f"{name}={value!r} is invalid: expected {expected}")

@@ -1,0 +1,152 @@
+"""The Ray backend: rollout workers as Ray actors. The only module of pgdist that imports ray.
+
+Per batch: theta goes into the object store once (``ray.put``), every actor reads that
+copy; chunks go to actors as actors become free (``ray.wait``); a chunk whose actor died
+is handed to another, and gives the same episodes there (chunks own their randomness).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import ray
+import torch
+from ray._private import ray_constants
+
+from pgdist.config import Config
+from pgdist.envs import import_root
+from pgdist.worker import Chunk, ChunkResult, RolloutWorker
+
+IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the driver
+
+
+class RayRolloutWorker(RolloutWorker):
+    def __init__(self, *args):
+        torch.set_num_threads(1)
+        super().__init__(*args)
+
+    def node(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
+
+class RayBackend:
+    def __init__(self, config: Config, policy: torch.nn.Module):
+        self.started_ray = start_ray(config.address, _runtime_env(config.env))
+        try:
+            cpus = ray.cluster_resources().get("CPU", 1.0)
+            self.workers = config.workers or max(1, int(cpus))
+            actor = ray.remote(RayRolloutWorker).options(
+                num_cpus=min(1.0, cpus / self.workers),
+                scheduling_strategy="SPREAD",
+            )
+            self.actors = [
+                actor.remote(config.env, policy, config.gamma, config.envs_per_chunk)
+                for _ in range(self.workers)
+            ]
+        except BaseException:
+            self.close()
+            raise
+
+    def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
+        theta_ref = ray.put(theta)
+        queue = deque(chunks)
+        running = {}  # object ref -> (actor, chunk)
+
+        def hand_out(actor):
+            chunk = queue.popleft()
+            running[actor.run.remote(theta_ref, version, chunk)] = (actor, chunk)
+
+        for actor in self.actors * IN_FLIGHT:
+            if queue:
+                hand_out(actor)
+        while running:
+            [ready], _ = ray.wait(list(running), num_returns=1)
+            actor, chunk = running.pop(ready)
+            try:
+                result = ray.get(ready)
+            except ray.exceptions.RayActorError:
+                self._lose(actor)
+                queue.appendleft(chunk)
+                actor = self._least_busy(running)
+            else:
+                yield result
+            if queue:
+                hand_out(actor)
+
+    def nodes(self) -> list[str]:
+        """The node each actor runs on."""
+        return ray.get([actor.node.remote() for actor in self.actors])
+
+    def close(self) -> None:
+        for actor in getattr(self, "actors", []):
+            ray.kill(actor)
+        self.actors = []
+        if self.started_ray:
+            ray.shutdown()
+            self.started_ray = False
+
+    def _lose(self, actor) -> None:
+        if actor in self.actors:
+            self.actors.remove(actor)
+        if not self.actors:
+            raise RuntimeError("every rollout worker has died; see the Ray logs for why")
+
+    def _least_busy(self, running):
+        busy = [actor for actor, _ in running.values()]
+        return min(self.actors, key=busy.count)
+
+
+def start_ray(address: str | None, runtime_env: dict | None = None) -> bool:
+    """Connect to a cluster, or start a local instance listening on loopback only.
+
+    Returns whether this call started or joined Ray (and so must shut it down). Where
+    Ray was already initialised by the caller, its runtime_env is the caller's.
+    """
+    if ray.is_initialized():
+        return False
+    options = dict(
+        include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True, runtime_env=runtime_env
+    )
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        with _loopback_only():
+            ray.init(**options)
+    else:
+        ray.init(address=address, **options)
+    return True
+
+
+@contextmanager
+def _loopback_only():
+    """Keep a local Ray instance on 127.0.0.1 (RAY-NOTES.md).
+
+    On Linux Ray advertises and listens on the machine's network address. It picks
+    loopback only where ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, a setting it reads when
+    ray is imported: here, already. So this sets it for the processes ``ray.init``
+    starts and for the driver's constant, and restores both once Ray is up.
+    """
+    previous_env = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
+    previous_constant = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = previous_constant
+        if previous_env is None:
+            del os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR]
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = previous_env
+
+
+def _runtime_env(env: str) -> dict | None:
+    """Ship a ``module:Class`` env's package to the workers if it is not installed there.
+
+    Ray uploads local folders only for a whole job, so this goes to ``ray.init``.
+    """
+    root = import_root(env)
+    return {"py_modules": [root]} if root else None

@@ -1,0 +1,176 @@
+"""The rollout worker: run one chunk of episodes with theta and return sums.
+
+A plain class. The local backend calls it in the driver's process; the Ray backend
+makes it an actor. Everything random in a chunk comes from (seed, batch, chunk index)
+alone, so a chunk gives the same episodes on whichever worker runs it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pgdist.envs import make_vector_env
+from pgdist.estimators import discounted_returns, policy_gradient_sum
+from pgdist.policy import sample, vector_to_parameters
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Episodes ``[start, start + episodes)`` of sampling call ``batch`` of a run."""
+
+    index: int
+    start: int
+    episodes: int
+    seed: int
+    batch: int
+
+    def randomness(self) -> tuple[int, torch.Generator]:
+        """The chunk's own streams: a reset seed for its environments and a generator for its actions."""
+        env_seed, action_seed = np.random.SeedSequence([self.seed, self.batch, self.index]).generate_state(2)
+        return int(env_seed), torch.Generator().manual_seed(int(action_seed))
+
+
+def make_chunks(episodes: int, chunk_episodes: int, seed: int, batch: int) -> list[Chunk]:
+    """Cut N episodes into chunks of ``chunk_episodes`` (the last one smaller); never by worker count."""
+    starts = range(0, episodes, chunk_episodes)
+    return [
+        Chunk(j, start, min(chunk_episodes, episodes - start), seed, batch) for j, start in enumerate(starts)
+    ]
+
+
+@dataclass
+class Episodes:
+    """A chunk's trajectories, flattened over steps (row t: a step of episode ``episode[t]``)."""
+
+    states: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    timestep: torch.Tensor
+    episode: torch.Tensor
+    count: int
+
+
+@dataclass
+class ChunkResult:
+    """What a worker sends back: sums over its episodes, never means, and the theta version used."""
+
+    version: int
+    episodes: int
+    steps: int
+    gradient_sum: np.ndarray  # grad of sum_i R(tau_i) sum_t ln pi(a_t|s_t), flat
+    return_sum: float  # undiscounted sum of rewards, the score users read
+    return_min: float
+    return_max: float
+    discounted_return_sum: float  # R(tau) of Eq. 6
+
+    def __add__(self, other: ChunkResult) -> ChunkResult:
+        if other.version != self.version:
+            raise ValueError(f"cannot add results of theta versions {self.version} and {other.version}")
+        return ChunkResult(
+            self.version,
+            self.episodes + other.episodes,
+            self.steps + other.steps,
+            self.gradient_sum + other.gradient_sum,
+            self.return_sum + other.return_sum,
+            min(self.return_min, other.return_min),
+            max(self.return_max, other.return_max),
+            self.discounted_return_sum + other.discounted_return_sum,
+        )
+
+
+class RolloutWorker:
+    def __init__(self, env: str, policy: torch.nn.Module, gamma: float, envs_per_chunk: int):
+        self.env = env
+        self.policy = copy.deepcopy(policy)
+        self.gamma = gamma
+        self.envs_per_chunk = envs_per_chunk
+        self.version = None
+        self.dtype = next(self.policy.parameters()).dtype
+        self._vector_envs = {}
+
+    def run(self, theta: np.ndarray, version: int, chunk: Chunk) -> ChunkResult:
+        """Load theta (if it is new), run the chunk's episodes, return their gradient sum."""
+        self.load(theta, version)
+        return self.gradient_sum(self.rollout(chunk))
+
+    def load(self, theta: np.ndarray, version: int) -> None:
+        if version != self.version:
+            vector_to_parameters(torch.tensor(theta, dtype=self.dtype), self.policy)
+            self.version = version
+
+    def rollout(self, chunk: Chunk) -> Episodes:
+        """Run the chunk's episodes on copies of the environment in lockstep.
+
+        Copies that finish an episode start another; the chunk keeps the first
+        ``chunk.episodes`` episodes *started* and waits until each has finished.
+        Keeping the first to finish would favour short episodes and bias the gradient.
+        """
+        env_seed, generator = chunk.randomness()
+        width = min(self.envs_per_chunk, chunk.episodes)
+        env = self._vector_env(width)
+        states = env.reset(seed=env_seed)
+        episode = np.arange(width)  # which of the chunk's episodes each copy is running
+        timestep = np.zeros(width, dtype=np.int64)
+        resetting = np.zeros(width, dtype=bool)  # this step resets the copy (next-step autoreset)
+        started, finished = width, 0
+        steps = []
+        while finished < chunk.episodes:
+            with torch.no_grad():
+                actions = sample(self.policy(torch.as_tensor(states, dtype=self.dtype)), generator).numpy()
+            next_states, rewards, dones = env.step(actions)
+            kept = ~resetting & (episode < chunk.episodes)
+            steps.append((states[kept], actions[kept], rewards[kept], timestep[kept], episode[kept]))
+            finished += int(np.count_nonzero(dones & kept))
+            timestep += 1
+            new = np.flatnonzero(resetting)  # these copies now stand at a new episode's first state
+            episode[new] = started + np.arange(len(new))
+            timestep[new] = 0
+            started += len(new)
+            resetting = dones.astype(bool)
+            states = next_states
+        columns = [np.concatenate(column) for column in zip(*steps)]
+        return Episodes(
+            states=torch.as_tensor(columns[0], dtype=self.dtype),
+            actions=torch.as_tensor(columns[1]),
+            rewards=torch.as_tensor(columns[2], dtype=torch.float64),
+            timestep=torch.as_tensor(columns[3]),
+            episode=torch.as_tensor(columns[4]),
+            count=chunk.episodes,
+        )
+
+    def gradient_sum(self, episodes: Episodes) -> ChunkResult:
+        """One batched forward pass over the chunk's steps, one backward pass of sum_i R_i sum_t ln pi."""
+        returns = discounted_returns(
+            episodes.rewards, episodes.timestep, episodes.episode, episodes.count, self.gamma
+        )
+        self.policy.zero_grad(set_to_none=True)
+        log_probs = self.policy(episodes.states).log_prob(episodes.actions)
+        policy_gradient_sum(log_probs, episodes.episode, returns.to(self.dtype)).backward()
+        gradient = torch.cat(
+            [
+                (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                for p in self.policy.parameters()
+            ]
+        )
+        scores = torch.zeros(episodes.count, dtype=torch.float64).index_add_(
+            0, episodes.episode, episodes.rewards
+        )
+        return ChunkResult(
+            version=self.version,
+            episodes=episodes.count,
+            steps=len(episodes.episode),
+            gradient_sum=gradient.numpy(),
+            return_sum=float(scores.sum()),
+            return_min=float(scores.min()),
+            return_max=float(scores.max()),
+            discounted_return_sum=float(returns.sum()),
+        )
+
+    def _vector_env(self, width: int):
+        if width not in self._vector_envs:
+            self._vector_envs[width] = make_vector_env(self.env, width)
+        return self._vector_envs[width]

@@ -1,4 +1,4 @@
-"""The command line: ``pgdist train``."""
+"""The command line: ``pgdist train``, ``pgdist plot``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(train_parser)
     train_parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<time>)")
     train_parser.set_defaults(command=train)
+    plot_parser = commands.add_parser(
+        "plot", help="plot learning curves", description="Plot the return per iteration of one or more runs."
+    )
+    plot_parser.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (with metrics.csv)")
+    plot_parser.add_argument("--out", type=Path, default=None, help="PNG to write (default: RUN/curve.png)")
+    plot_parser.set_defaults(command=plot)
     return parser
 
 
@@ -72,6 +78,14 @@ def train(args: argparse.Namespace) -> int:
     finally:
         metrics_file.close()
     print(f"pgdist: saved {path}")
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    from pgdist.plot import plot_runs
+
+    out = args.out or args.runs[0] / "curve.png"
+    print(f"pgdist: wrote {plot_runs(args.runs, out)}")
     return 0
 
 

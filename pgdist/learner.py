@@ -94,7 +94,7 @@ class Learner:
 
     def update(self, gradient_sum: np.ndarray) -> torch.Tensor:
         """Adam step on L (Eq. 23), whose gradient is -(1/N) times the gradient sum (Eq. 24)."""
-        gradient = loss(torch.as_tensor(gradient_sum), self.config.episodes)
+        gradient = loss(torch.tensor(gradient_sum), self.config.episodes)
         offset = 0
         for p in self.policy.parameters():
             p.grad = gradient[offset : offset + p.numel()].view_as(p).to(p.dtype).clone()

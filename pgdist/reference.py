@@ -9,8 +9,11 @@ from __future__ import annotations
 import torch
 
 
-def generate_tau(env, policy, gamma=0.95):
-    """One trajectory: returns (sum_t ln pi(a_t|s_t), R(tau)) as the tutorial's code does."""
+def generate_tau(env, policy, gamma=0.95, dtype=torch.float32):
+    """One trajectory: returns (sum_t ln pi(a_t|s_t), R(tau)) as the tutorial's code does.
+
+    ``dtype`` is R's, float32 in the tutorial; tests comparing in float64 pass float64.
+    """
     state = env.reset()
     ln_pi_list = []
     rewards = []
@@ -23,7 +26,7 @@ def generate_tau(env, policy, gamma=0.95):
         ln_pi_list.append(ln_pi)
         rewards.append(r)
     R = sum([(gamma**t) * r for t, r in enumerate(rewards)])
-    R = torch.tensor(R, dtype=torch.float32)
+    R = torch.tensor(R, dtype=dtype)
     sum_ln_pi = torch.stack(ln_pi_list).sum()
     return sum_ln_pi, R
 

@@ -1,0 +1,168 @@
+"""Where a rollout worker's time goes: one iteration's chunks of RolloutWorker.run on CartPole-v1.
+
+    .venv/bin/python benchmarks/profile_worker.py                 # N=4000, the default chunking
+    .venv/bin/python benchmarks/profile_worker.py --cprofile 25   # and cProfile's top 25 entries
+    .venv/bin/py-spy record -o worker.svg -- .venv/bin/python benchmarks/profile_worker.py
+
+It runs the chunks one after another in this process, as the local backend does, and
+times the parts of the worker with clocks wrapped around them (no profiler's overhead):
+env.step, the policy's forward pass (its net, and the Categorical built on its logits),
+sampling the actions, the rest of rollout() (numpy bookkeeping, tensor conversion, the
+loop itself), and the gradient pass (gradient_sum: one forward and one backward).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+
+import torch
+
+import pgdist.worker
+from pgdist.config import Config
+from pgdist.policy import make_policy
+from pgdist.envs import env_spaces
+from pgdist.worker import RolloutWorker, make_chunks
+from pgdist.policy import parameters_to_vector
+
+
+class Clock:
+    def __init__(self):
+        self.seconds = 0.0
+        self.calls = 0
+
+    def wrap(self, function, active=lambda: True):
+        def timed(*args, **kwargs):
+            if not active():
+                return function(*args, **kwargs)
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+
+        return timed
+
+
+def build(config: Config):
+    spaces = env_spaces(config.env)
+    policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
+    worker = RolloutWorker(config.env, policy, config.gamma, config.envs_per_chunk)
+    theta = parameters_to_vector(policy).numpy()
+    return worker, theta
+
+
+def run_iteration(worker, theta, config, batch):
+    steps = 0
+    for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, batch):
+        steps += worker.run(theta, 0, chunk).steps
+    return steps
+
+
+def timed_breakdown(config: Config, iterations: int) -> None:
+    worker, theta = build(config)
+    run_iteration(worker, theta, config, 0)  # warm-up; builds the vector envs
+    clocks = {name: Clock() for name in ("run", "rollout", "env.step", "net", "forward", "sample", "gradient_sum")}
+    in_rollout = [False]
+
+    def rollout_active():
+        return in_rollout[0]
+
+    rollout = worker.rollout
+
+    def flagged_rollout(chunk):
+        in_rollout[0] = True
+        try:
+            return rollout(chunk)
+        finally:
+            in_rollout[0] = False
+
+    worker.rollout = clocks["rollout"].wrap(flagged_rollout)
+    worker.gradient_sum = clocks["gradient_sum"].wrap(worker.gradient_sum)
+    worker.run = clocks["run"].wrap(worker.run)
+    for env in worker._vector_envs.values():
+        env.step = clocks["env.step"].wrap(env.step)
+    worker.policy.forward = clocks["forward"].wrap(worker.policy.forward, rollout_active)
+    worker.policy.net.forward = clocks["net"].wrap(worker.policy.net.forward, rollout_active)
+    original_sample = pgdist.worker.sample
+    pgdist.worker.sample = clocks["sample"].wrap(original_sample)
+    try:
+        start = time.perf_counter()
+        steps = sum(run_iteration(worker, theta, config, batch) for batch in range(1, iterations + 1))
+        wall = time.perf_counter() - start
+    finally:
+        pgdist.worker.sample = original_sample
+    c = {name: clock.seconds for name, clock in clocks.items()}
+    loop_steps = clocks["env.step"].calls
+    parts = [
+        ("env.step (GymnasiumVectorEnv.step -> CartPoleVectorEnv)", c["env.step"]),
+        ("policy net forward (3 Linear + 2 Tanh)", c["net"]),
+        ("Categorical(logits=...) construction", c["forward"] - c["net"]),
+        ("sampling (probs + torch.multinomial)", c["sample"]),
+        ("rest of rollout(): numpy bookkeeping, as_tensor, loop, concat", c["rollout"] - c["env.step"] - c["forward"] - c["sample"]),
+        ("gradient_sum(): batched forward + backward + sums", c["gradient_sum"]),
+        ("run() outside rollout/gradient_sum (load theta)", c["run"] - c["rollout"] - c["gradient_sum"]),
+    ]
+    print(
+        f"## worker time, N={config.episodes}, chunk_episodes={config.chunk_episodes}, "
+        f"envs_per_chunk={config.envs_per_chunk}, {iterations} iteration(s), torch threads {torch.get_num_threads()}"
+    )
+    print()
+    print(f"{steps} kept env steps in {wall:.3f} s = {steps / wall:,.0f} steps/s; "
+          f"{loop_steps} lockstep iterations of the vector env ({steps / loop_steps:.1f} kept steps each)")
+    print()
+    print("| part | seconds | share | µs per lockstep iteration |")
+    print("|---|---:|---:|---:|")
+    for name, seconds in parts:
+        print(f"| {name} | {seconds:.3f} | {seconds / c['run']:.1%} | {1e6 * seconds / loop_steps:.1f} |")
+    print(f"| total run() | {c['run']:.3f} | 100% | {1e6 * c['run'] / loop_steps:.1f} |")
+    print()
+
+
+def cprofile_top(config: Config, top: int) -> None:
+    worker, theta = build(config)
+    run_iteration(worker, theta, config, 0)
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.enable()
+    run_iteration(worker, theta, config, 1)
+    profile.disable()
+    print(f"## cProfile of one iteration's RolloutWorker.run calls ({time.perf_counter() - start:.3f} s under the profiler)")
+    print()
+    print("```")
+    stats = pstats.Stats(profile, stream=sys.stdout).strip_dirs()
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    print("```")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=4000)
+    parser.add_argument("--chunk-episodes", type=int, default=Config().chunk_episodes)
+    parser.add_argument("--envs-per-chunk", type=int, default=Config().envs_per_chunk)
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--cprofile", type=int, default=0, metavar="TOP", help="also print cProfile's top entries")
+    parser.add_argument("--torch-threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
+    config = Config(
+        env="CartPole-v1",
+        episodes=args.episodes,
+        chunk_episodes=args.chunk_episodes,
+        envs_per_chunk=args.envs_per_chunk,
+        seed=0,
+        backend="local",
+    )
+    timed_breakdown(config, args.iterations)
+    if args.cprofile:
+        cprofile_top(config, args.cprofile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

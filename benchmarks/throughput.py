@@ -1,0 +1,551 @@
+"""Environment steps per second on CartPole-v1: the tutorial's loop, the raw ceiling, pgdist.
+
+    .venv/bin/python benchmarks/throughput.py            # the full run, a few minutes
+    .venv/bin/python benchmarks/throughput.py --quick    # a short run
+    .venv/bin/python benchmarks/throughput.py --chunk-episodes 256 --envs-per-chunk 64
+
+Sections, each printed as a markdown table:
+
+(a) reference: the tutorial's own loop (``pgdist.reference.train``): per-step autograd,
+    Eq. 23 over N=10 trajectories, ``loss.backward()`` and an Adam step.
+(b) raw ceiling: one process stepping gymnasium's vector CartPole with batched policy
+    sampling under ``torch.no_grad()``, no learning; the best over a few widths.
+(c) pgdist: ``Learner.step()`` (gradient and Adam step included) with the local backend
+    and with 1 and 2 Ray workers, for several N. One warm-up iteration (which, for Ray,
+    includes the actors' start-up) is reported apart from the measured ones.
+(d) the learner's own time per iteration: ``Learner.step()`` minus the time spent inside
+    ``backend.sample`` (the workers' chunks, or waiting for them), split into the
+    summing of the chunks' results (with theta's broadcast and the chunk list) and
+    ``Learner.update()``.
+
+Steps are the steps of the episodes the gradient uses: a vector environment's
+autoreset steps, and the steps of episodes a chunk drops, are not counted.
+All rows use the same policy size (Linear(4,8)-Tanh-Linear(8,8)-Tanh-Linear(8,2)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import sys
+import time
+
+import gymnasium
+import numpy as np
+import torch
+
+import pgdist
+from pgdist import Config, Learner
+from pgdist.envs import make_env
+from pgdist.policy import Policy, sample
+from pgdist.reference import train as reference_train
+
+ENV = "CartPole-v1"
+HIDDEN = (8, 8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.torch_threads)
+    defaults = Config()
+    chunk_episodes = args.chunk_episodes or defaults.chunk_episodes
+    envs_per_chunk = args.envs_per_chunk or defaults.envs_per_chunk
+
+    print("# pgdist throughput on " + ENV + (" (--quick)" if args.quick else ""))
+    print()
+    print_machine(args)
+    print()
+
+    reference = run_reference(args.reference_iterations, args.reference_episodes)
+    print_reference(reference)
+
+    raw = [run_raw(width, args.raw_seconds) for width in args.widths]
+    print_raw(raw)
+
+    rows = run_pgdist(args, chunk_episodes, envs_per_chunk)
+    print_pgdist(rows, chunk_episodes, envs_per_chunk)
+    print_learner_time(rows)
+    print_summary(args, reference, raw, rows)
+    print(f"load average at the end: {format_load()}")
+    return 0
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a short run: fewer iterations, smaller N")
+    parser.add_argument("--episodes", type=int, nargs="+", help="N values for pgdist (default: 1000 4000 16000)")
+    parser.add_argument("--workers", type=int, nargs="+", help="Ray worker counts (default: 1 2; 0: no Ray rows)")
+    parser.add_argument("--no-local", action="store_true", help="skip the local backend's rows")
+    parser.add_argument("--chunk-episodes", type=int, help=f"Config.chunk_episodes (default: {Config().chunk_episodes})")
+    parser.add_argument("--envs-per-chunk", type=int, help=f"Config.envs_per_chunk (default: {Config().envs_per_chunk})")
+    parser.add_argument("--iterations", type=int, help="measured pgdist iterations per row, at least (default: 3)")
+    parser.add_argument(
+        "--min-seconds", type=float, help="keep measuring a pgdist row until this much time has passed (default: 4)"
+    )
+    parser.add_argument("--widths", type=int, nargs="+", help="vector widths of the raw ceiling (default: 16 64 256)")
+    parser.add_argument("--raw-seconds", type=float, help="seconds per raw-ceiling width (default: 2)")
+    parser.add_argument("--reference-iterations", type=int, help="measured iterations of the reference (default: 40)")
+    parser.add_argument("--reference-episodes", type=int, default=10, help="N of the reference loop (default: 10)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch threads in this process (default: 1, as pgdist's Ray actors use)",
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    fill = {
+        "episodes": [1000, 4000] if quick else [1000, 4000, 16000],
+        "workers": [1, 2],
+        "iterations": 1 if quick else 3,
+        "min_seconds": 0.0 if quick else 4.0,
+        "widths": [16, 64, 256],
+        "raw_seconds": 0.5 if quick else 2.0,
+        "reference_iterations": 10 if quick else 40,
+    }
+    for name, value in fill.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.workers = [w for w in args.workers if w > 0]
+    return args
+
+
+# --- the machine -----------------------------------------------------------------------
+
+
+def print_machine(args) -> None:
+    import ray
+
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    print("| machine | |")
+    print("|---|---|")
+    print(f"| CPU | {cpu_model()} |")
+    print(f"| cores | {cores} ({usable} usable by this process) |")
+    print(f"| python | {platform.python_version()} |")
+    print(f"| torch | {torch.__version__} ({args.torch_threads} thread(s) in the driver; Ray actors use 1) |")
+    print(f"| ray | {ray.__version__} |")
+    print(f"| gymnasium | {gymnasium.__version__} |")
+    print(f"| numpy | {np.__version__} |")
+    print(f"| pgdist | {pgdist.__version__} |")
+    print(f"| load average at the start | {format_load()} |")
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print()
+        print(f"warning: the 1-minute load average is {load:.2f}: other processes share the CPUs; timings will be low")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def format_load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def table(headers: list[str], rows: list[list]) -> None:
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "|".join("---:" if i else "---" for i in range(len(headers))) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
+    print()
+
+
+# --- (a) the tutorial's reference loop --------------------------------------------------
+
+
+class CountingEnv:
+    """The tutorial's environment, counting the steps taken."""
+
+    def __init__(self, env):
+        self.env = env
+        self.steps = 0
+
+    def reset(self):
+        return self.env.reset()
+
+    def step(self, action):
+        self.steps += 1
+        return self.env.step(action)
+
+
+@dataclasses.dataclass
+class ReferenceResult:
+    iterations: int
+    episodes: int
+    steps: int
+    seconds: float
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds
+
+
+def run_reference(iterations: int, episodes: int) -> ReferenceResult:
+    torch.manual_seed(0)
+    policy = Policy(4, 2, HIDDEN)
+    env = CountingEnv(make_env(ENV))
+    env.env.reset(seed=0)
+    reference_train(env, policy, n_episodes=1, N=episodes)  # warm-up
+    env.steps = 0
+    start = time.perf_counter()
+    reference_train(env, policy, n_episodes=iterations, N=episodes)
+    return ReferenceResult(iterations, episodes, env.steps, time.perf_counter() - start)
+
+
+def print_reference(result: ReferenceResult) -> None:
+    print(f"## (a) the tutorial's reference loop (pgdist.reference.train, N={result.episodes}, Adam lr=1e-3)")
+    print()
+    table(
+        ["loop", "iterations", "env steps", "mean episode length", "s / iteration", "steps/s"],
+        [
+            [
+                "generate_tau + reference_loss + backward + Adam",
+                result.iterations,
+                result.steps,
+                f"{result.steps / (result.iterations * result.episodes):.1f}",
+                f"{result.seconds / result.iterations:.4f}",
+                f"{result.steps_per_second:,.0f}",
+            ]
+        ],
+    )
+
+
+# --- (b) the raw ceiling ----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RawResult:
+    width: int
+    steps: int
+    seconds: float
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.seconds
+
+
+def run_raw(width: int, seconds: float) -> RawResult:
+    """Step gymnasium's CartPoleVectorEnv with batched sampling, no autograd, no learning."""
+    torch.manual_seed(0)
+    policy = Policy(4, 2, HIDDEN)
+    generator = torch.Generator().manual_seed(0)
+    env = gymnasium.make_vec(ENV, num_envs=width)
+    states, _ = env.reset(seed=0)
+    resetting = np.zeros(width, dtype=bool)
+    steps = 0
+    with torch.no_grad():
+        for _ in range(20):  # warm-up
+            actions = sample(policy(torch.as_tensor(states)), generator).numpy()
+            states, _, terminated, truncated, _ = env.step(actions)
+        start = time.perf_counter()
+        while True:
+            for _ in range(50):
+                actions = sample(policy(torch.as_tensor(states)), generator).numpy()
+                states, _, terminated, truncated, _ = env.step(actions)
+                steps += width - int(np.count_nonzero(resetting))  # an autoreset step is no env step
+                resetting = terminated | truncated
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                break
+    env.close()
+    return RawResult(width, steps, elapsed)
+
+
+def print_raw(results: list[RawResult]) -> None:
+    print(f"## (b) the raw ceiling: gymnasium.make_vec({ENV!r}) + batched sampling under no_grad, one process")
+    print()
+    best = max(results, key=lambda r: r.steps_per_second)
+    table(
+        ["width W", "env steps", "seconds", "steps/s", ""],
+        [
+            [r.width, r.steps, f"{r.seconds:.2f}", f"{r.steps_per_second:,.0f}", "best" if r is best else ""]
+            for r in results
+        ],
+    )
+
+
+# --- (c) and (d) pgdist -----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Iteration:
+    seconds: float  # Learner.step()
+    steps: int
+    episodes: int
+    backend_seconds: float  # inside backend.sample: running chunks, or waiting for them
+    update_seconds: float  # Learner.update()
+    driver_cpu_seconds: float  # this process's CPU time during step() (all its threads)
+
+    @property
+    def learner_seconds(self) -> float:
+        return self.seconds - self.backend_seconds
+
+    @property
+    def summing_seconds(self) -> float:
+        return self.learner_seconds - self.update_seconds
+
+
+@dataclasses.dataclass
+class Row:
+    backend: str
+    workers: int
+    episodes: int
+    chunks: int
+    start_seconds: float  # building the Learner (and, for Ray, asking for the actors)
+    warmup: Iteration
+    measured: list[Iteration]
+
+    def total(self, name: str) -> float:
+        return sum(getattr(iteration, name) for iteration in self.measured)
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.total("steps") / self.total("seconds")
+
+    def mean(self, name: str) -> float:
+        return self.total(name) / len(self.measured)
+
+
+class TimedLearner:
+    """Times a Learner's step() and, inside it, backend.sample and update(), without changing them."""
+
+    def __init__(self, learner: Learner):
+        self.learner = learner
+        self.backend_seconds = 0.0
+        self.update_seconds = 0.0
+        backend_sample = learner.backend.sample
+        update = learner.update
+
+        def timed_sample(*args, **kwargs):
+            results = backend_sample(*args, **kwargs)
+            while True:
+                start = time.perf_counter()
+                try:
+                    result = next(results)
+                except StopIteration:
+                    self.backend_seconds += time.perf_counter() - start
+                    return
+                self.backend_seconds += time.perf_counter() - start
+                yield result
+
+        def timed_update(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return update(*args, **kwargs)
+            finally:
+                self.update_seconds += time.perf_counter() - start
+
+        learner.backend.sample = timed_sample
+        learner.update = timed_update
+
+    def step(self) -> Iteration:
+        self.backend_seconds = self.update_seconds = 0.0
+        cpu = time.process_time()
+        start = time.perf_counter()
+        metrics = self.learner.step()
+        seconds = time.perf_counter() - start
+        return Iteration(
+            seconds,
+            metrics["steps"],
+            metrics["episodes"],
+            self.backend_seconds,
+            self.update_seconds,
+            time.process_time() - cpu,
+        )
+
+
+def measure(config: Config, iterations: int, min_seconds: float, label: str) -> Row:
+    start = time.perf_counter()
+    learner = Learner(config)
+    start_seconds = time.perf_counter() - start
+    try:
+        timed = TimedLearner(learner)
+        warmup = timed.step()
+        measured = []
+        began = time.perf_counter()
+        while len(measured) < iterations or time.perf_counter() - began < min_seconds:
+            measured.append(timed.step())
+        workers = learner.backend.workers
+    finally:
+        learner.close()
+    chunks = -(-config.episodes // config.chunk_episodes)
+    row = Row(label, workers, config.episodes, chunks, start_seconds, warmup, measured)
+    print(
+        f"  measured {label:<14} N={config.episodes:<6} {len(measured)} iterations, "
+        f"{row.steps_per_second:,.0f} steps/s",
+        file=sys.stderr,
+        flush=True,
+    )
+    return row
+
+
+def run_pgdist(args, chunk_episodes: int, envs_per_chunk: int) -> list[Row]:
+    base = Config(env=ENV, seed=0, lr=1e-3, chunk_episodes=chunk_episodes, envs_per_chunk=envs_per_chunk, hidden=HIDDEN)
+    rows = []
+    if not args.no_local:
+        for n in args.episodes:
+            config = base.replace(episodes=n, backend="local", workers=1)
+            rows.append(measure(config, args.iterations, args.min_seconds, "local"))
+    if args.workers:
+        from pgdist.ray_backend import start_ray
+
+        import ray
+
+        start = time.perf_counter()
+        started = start_ray(None)  # one Ray instance for every Ray row; each Learner joins it
+        print(f"  Ray started in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        try:
+            for workers in args.workers:
+                for n in args.episodes:
+                    config = base.replace(episodes=n, backend="ray", workers=workers)
+                    rows.append(measure(config, args.iterations, args.min_seconds, f"ray, {workers} worker(s)"))
+        finally:
+            if started:
+                ray.shutdown()
+    return rows
+
+
+def print_pgdist(rows: list[Row], chunk_episodes: int, envs_per_chunk: int) -> None:
+    print(
+        f"## (c) pgdist Learner.step() (gradient + Adam included), lr=1e-3, "
+        f"chunk_episodes={chunk_episodes}, envs_per_chunk={envs_per_chunk}"
+    )
+    print()
+    table(
+        [
+            "backend",
+            "workers",
+            "N",
+            "chunks",
+            "measured iterations",
+            "mean episode length",
+            "s / iteration",
+            "steps/s",
+            "driver CPU s / iteration",
+        ],
+        [
+            [
+                row.backend,
+                row.workers,
+                row.episodes,
+                row.chunks,
+                len(row.measured),
+                f"{row.total('steps') / row.total('episodes'):.1f}",
+                f"{row.mean('seconds'):.3f}",
+                f"{row.steps_per_second:,.0f}",
+                f"{row.mean('driver_cpu_seconds'):.3f}",
+            ]
+            for row in rows
+        ],
+    )
+    print("Warm-up (first) iteration, reported apart; for Ray it includes the actors' start-up:")
+    print()
+    table(
+        ["backend", "workers", "N", "Learner() s", "first step() s", "first step() steps/s"],
+        [
+            [
+                row.backend,
+                row.workers,
+                row.episodes,
+                f"{row.start_seconds:.3f}",
+                f"{row.warmup.seconds:.3f}",
+                f"{row.warmup.steps / row.warmup.seconds:,.0f}",
+            ]
+            for row in rows
+        ],
+    )
+
+
+def print_learner_time(rows: list[Row]) -> None:
+    print("## (d) the learner's own time per iteration: step() minus the time inside backend.sample")
+    print()
+    print("'summing' is Learner.sample() outside backend.sample: theta to numpy, the chunk list, adding the")
+    print("chunks' results; 'update' is Learner.update() (the Adam step).")
+    print()
+    table(
+        ["backend", "workers", "N", "chunks", "summing ms", "update ms", "learner ms", "share of step()"],
+        [
+            [
+                row.backend,
+                row.workers,
+                row.episodes,
+                row.chunks,
+                f"{1e3 * row.mean('summing_seconds'):.3f}",
+                f"{1e3 * row.mean('update_seconds'):.3f}",
+                f"{1e3 * row.mean('learner_seconds'):.3f}",
+                f"{row.total('learner_seconds') / row.total('seconds'):.2%}",
+            ]
+            for row in rows
+        ],
+    )
+    smallest, largest = min(r.episodes for r in rows), max(r.episodes for r in rows)
+    ratios = []
+    for row in rows:
+        if row.episodes == largest:
+            base = find(rows, row.backend, smallest)
+            if base and largest != smallest:
+                ratios.append(
+                    [
+                        row.backend,
+                        f"{row.mean('learner_seconds') / base.mean('learner_seconds'):.2f}",
+                        f"{row.mean('summing_seconds') / base.mean('summing_seconds'):.2f}",
+                        f"{row.mean('update_seconds') / base.mean('update_seconds'):.2f}",
+                        f"{largest / smallest:.0f}",
+                    ]
+                )
+    if ratios:
+        print(f"Learner time N={largest} / N={smallest}:")
+        print()
+        table(["backend", "learner", "summing", "update", "N ratio"], ratios)
+
+
+def find(rows: list[Row], backend: str, episodes: int) -> Row | None:
+    return next((row for row in rows if row.backend == backend and row.episodes == episodes), None)
+
+
+def print_summary(args, reference: ReferenceResult, raw: list[RawResult], rows: list[Row]) -> None:
+    episodes = 4000 if 4000 in args.episodes else max(args.episodes)
+    best_raw = max(raw, key=lambda r: r.steps_per_second)
+    most = max(args.workers) if args.workers else None
+    least = min(args.workers) if args.workers else None
+    main_row = find(rows, f"ray, {most} worker(s)", episodes) if most else find(rows, "local", episodes)
+    lines = []
+    if main_row:
+        name = f"pgdist ({main_row.backend}, N={episodes})"
+        lines.append((f"{name} / reference (N={reference.episodes})", main_row.steps_per_second / reference.steps_per_second))
+        lines.append((f"{name} / raw ceiling (W={best_raw.width})", main_row.steps_per_second / best_raw.steps_per_second))
+    if most and least and most != least:
+        few = find(rows, f"ray, {least} worker(s)", episodes)
+        if main_row and few:
+            lines.append((f"{most} workers / {least} worker at N={episodes}", main_row.steps_per_second / few.steps_per_second))
+    local = find(rows, "local", episodes)
+    if local:
+        lines.append((f"local backend N={episodes} / reference", local.steps_per_second / reference.steps_per_second))
+        lines.append((f"local backend N={episodes} / raw ceiling", local.steps_per_second / best_raw.steps_per_second))
+    smallest, largest = min(args.episodes), max(args.episodes)
+    backend = main_row.backend if main_row else "local"
+    small, large = find(rows, backend, smallest), find(rows, backend, largest)
+    if small and large and smallest != largest:
+        lines.append(
+            (
+                f"learner time N={largest} / N={smallest} ({backend})",
+                large.mean("learner_seconds") / small.mean("learner_seconds"),
+            )
+        )
+    print("## summary")
+    print()
+    table(["ratio", "value"], [[name, f"{value:.3g}"] for name, value in lines])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Shared fixtures: one local Ray instance for the whole session, and the backend parameter.
+
+Learners built while this instance is up join it instead of starting their own, and
+leave it running when they close (they stop only what they started).
+"""
+
+import pytest
+
+BACKENDS = ["local", "ray"]
+
+
+@pytest.fixture(scope="session")
+def ray_instance():
+    from pgdist.ray_backend import start_ray
+    import ray
+
+    started = start_ray(None)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Run a test against both backends: the local one and Ray actors."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_instance")
+    return request.param

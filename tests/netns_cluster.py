@@ -12,6 +12,13 @@ cluster alone is handed to every node, driver and ``ray job submit`` through
 ended by PID: its process group, then any process left in its namespace. ``ray
 stop`` is never used, since it ends every Ray process on the machine by name.
 
+Both "machines" share one filesystem. So that code reaches the worker node only the
+ways it would reach a real second machine (Ray's runtime_env, an installed package),
+the worker node's processes run with empty folders mounted over the head's temp dir
+and over ``head_only_dir`` (put a driver's own files there). The mounts live in the
+mount namespace ``ip netns exec`` makes for the worker node; other commands run in its
+network namespace still see everything.
+
     with NetnsCluster() as cluster:
         cluster.run_python("import ray; ray.init(address=%r)" % cluster.address)
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -95,6 +103,8 @@ class NetnsCluster:
         self.token = secrets.token_hex(32)
         self.ray = ray_executable()
         self.root: Path | None = None
+        # Files only the head's machine has (a driver's folder, say): hidden from the worker node.
+        self.head_only_dir: Path | None = None
         self.nodes: dict[str, Node] = {}
         self.node_ids: dict[str, str] = {}  # node address -> Ray node id, as last seen alive
         self.lost_node_ids: list[str] = []
@@ -118,6 +128,8 @@ class NetnsCluster:
             self._make_network()
             # Short paths: Ray's socket paths live under the temp dir and have a length limit.
             self.root = Path(tempfile.mkdtemp(prefix="pgd", dir="/tmp"))
+            self.head_only_dir = self.root / "head-only"
+            self.head_only_dir.mkdir()
             self.start_node("head")
             self.start_node("worker")
             self.wait_for_nodes(2)
@@ -212,6 +224,13 @@ class NetnsCluster:
             ]  # fmt: skip
         else:
             argv += [f"--address={self.address}"]
+            # One filesystem serves both "machines". So that the worker node sees no more of
+            # the head's files than a real second machine would, it runs with empty folders
+            # mounted over the head's temp dir and the head-only folder. `ip netns exec` gives
+            # it a mount namespace of its own, so these mounts stay inside it.
+            hidden = [self.nodes["head"].temp_dir, self.head_only_dir]
+            mounts = " && ".join(f"mount -t tmpfs -o size=1m pgd-hidden {shlex.quote(str(path))}" for path in hidden)
+            argv = ["sh", "-c", f'{mounts} && exec "$@"', "sh", *argv]
         log = temp_dir / "ray-start.log"
         with open(log, "wb") as out:
             process = subprocess.Popen(

@@ -125,7 +125,7 @@ def test_state_dict_resumes_the_same_run(backend):
 def test_the_tutorials_policy_learns_the_line_walk(backend):
     """Random actions score 10 of 20 on LineWalk; the tutorial's own Policy learns to do clearly better."""
     torch.manual_seed(0)
-    config = Config(env="envs.line:LineWalk", episodes=32, lr=0.03, chunk_episodes=8, workers=2,
+    config = Config(env="envs.line:LineWalk", episodes=64, lr=0.03, chunk_episodes=8, workers=2,
                     backend=backend, seed=1)
     with Learner(config, policy=Policy(1, 2)) as learner:
         returns = [learner.step()["return_mean"] for _ in range(100)]

@@ -14,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -107,38 +109,54 @@ def cluster(netns_cluster):
 
 
 @pytest.fixture
-def shipped_env_root(tmp_path):
-    """A folder holding SHIPPED_PACKAGE: a copy of envs/line.py under a name installed nowhere."""
-    root = tmp_path / "driver"
+def shipped_env_root(cluster):
+    """The driver's folder, which only the head's machine has, holding SHIPPED_PACKAGE.
+
+    SHIPPED_PACKAGE is a copy of envs/line.py under a name installed nowhere.
+    """
+    root = Path(tempfile.mkdtemp(prefix="driver-", dir=cluster.head_only_dir))
     package = root / SHIPPED_PACKAGE
-    package.mkdir(parents=True)
+    package.mkdir()
     (package / "__init__.py").write_text("")
     shutil.copy(REPO / "envs" / "line.py", package / "line.py")
     return root
 
 
-def run_driver(cluster, root: Path, runs: list[dict], name: str, timeout: float = 180.0):
-    """DRIVER with ``runs`` in the head's namespace if ``cluster`` is given, else here (no network)."""
-    script, out = root / "driver.py", root / f"{name}.json"
+@dataclass
+class Driver:
+    out: Path
+    log: Path
+    timeout: float
+    process: subprocess.Popen | None = None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-5000:]
+
+    def finish(self) -> list[dict]:
+        """Wait for the driver; fail with its output unless it wrote its report."""
+        try:
+            self.process.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            pytest.fail(f"the driver did not finish in {self.timeout:.0f} s:\n{self.output()}")
+        assert self.process.returncode == 0, self.output()
+        return json.loads(self.out.read_text())
+
+
+def run_driver(cluster, root: Path, runs: list[dict], name: str, timeout: float = 180.0) -> Driver:
+    """Start DRIVER with ``runs`` in the head's namespace if ``cluster`` is given, else here (no network)."""
+    script = root / f"{name}_driver.py"
     script.write_text(DRIVER)  # its folder is sys.path[0]: SHIPPED_PACKAGE imports in the driver
-    argv = [sys.executable, str(script), json.dumps(runs), str(out)]
-    if cluster is None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        process = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    else:
-        process = cluster.popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return process, out, timeout
-
-
-def finish(process, out: Path, timeout: float) -> list[dict]:
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        pytest.fail(f"driver did not finish in {timeout:.0f} s:\n{output[-5000:]}")
-    assert process.returncode == 0, output[-5000:]
-    return json.loads(out.read_text())
+    driver = Driver(root / f"{name}.json", root / f"{name}.log", timeout)
+    argv = [sys.executable, str(script), json.dumps(runs), str(driver.out)]
+    with open(driver.log, "w") as log:
+        if cluster is None:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+            driver.process = subprocess.Popen(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        else:
+            driver.process = cluster.popen(argv, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+    return driver
 
 
 def local_twin(config: dict) -> dict:
@@ -169,8 +187,8 @@ def test_training_uses_both_nodes_and_gives_the_local_backends_theta(cluster, sh
     )  # fmt: skip
     runs = [{"config": cartpole}, {"config": line_walk, "env_module": f"{SHIPPED_PACKAGE}.line"}]
     local = run_driver(None, shipped_env_root, [{"config": local_twin(run["config"])} for run in runs], "local")
-    on_cluster = finish(*run_driver(cluster, shipped_env_root, runs, "cluster"))
-    local = finish(*local)
+    on_cluster = run_driver(cluster, shipped_env_root, runs, "cluster").finish()
+    local = local.finish()
 
     for run, remote, here in zip(runs, on_cluster, local):
         name = run["config"]["env"]
@@ -180,11 +198,12 @@ def test_training_uses_both_nodes_and_gives_the_local_backends_theta(cluster, sh
         assert relative_difference(remote["theta"], remote["theta_start"]) > 1e-4, f"{name}: θ did not move"
         assert relative_difference(remote["theta"], here["theta"]) <= 1e-5, f"{name}: cluster θ != local θ"
 
-    env_files = on_cluster[1]["env_files"]
-    assert not any(path.startswith(str(shipped_env_root)) for path in env_files), env_files
-    head_dir, worker_dir = (str(cluster.nodes[name].temp_dir) for name in ("head", "worker"))
-    assert sorted(path.startswith(worker_dir) for path in env_files) == [False, True], env_files
-    assert sorted(path.startswith(head_dir) for path in env_files) == [False, True], env_files
+    # The actor on the worker node imported the env from the copy Ray unpacked there.
+    report = on_cluster[1]
+    worker_node = cluster.node_ids[cluster.worker_ip]
+    [env_file] = [path for node, path in zip(report["nodes"], report["env_files"]) if node == worker_node]
+    assert env_file.startswith(str(cluster.nodes["worker"].temp_dir) + os.sep), env_file
+    assert env_file.endswith(os.path.join(SHIPPED_PACKAGE, "line.py")), env_file
 
 
 def test_ray_job_submit_of_pgdist_train_writes_a_run_folder(cluster, shipped_env_root, tmp_path):
@@ -256,17 +275,17 @@ def test_losing_a_node_mid_run_still_gives_the_same_theta(cluster, shipped_env_r
     ready, go = shipped_env_root / "ready", shipped_env_root / "go"
     pause = {"after": 3, "ready": str(ready), "go": str(go)}
     local = run_driver(None, shipped_env_root, [{"config": local_twin(config)}], "local")
-    process, out, timeout = run_driver(cluster, shipped_env_root, [{"config": config, "pause": pause}], "cluster")
-    deadline = time.monotonic() + timeout
+    driver = run_driver(cluster, shipped_env_root, [{"config": config, "pause": pause}], "cluster")
+    deadline = time.monotonic() + driver.timeout
     while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            finish(process, out, 1)  # fails with the driver's output
-            pytest.fail("the driver never reached its pause")
+        if driver.process.poll() is not None or time.monotonic() > deadline:
+            driver.process.kill()
+            pytest.fail(f"the driver never reached its pause:\n{driver.output()}")
         time.sleep(0.05)
     cluster.kill_worker_node()
     go.touch()
-    [remote] = finish(process, out, timeout)
-    [here] = finish(*local)
+    [remote] = driver.finish()
+    [here] = local.finish()
 
     assert len(set(remote["nodes"])) == 2, remote["nodes"]
     assert remote["actors"] == 1, "the backend did not notice that the worker node's actor died"

@@ -25,6 +25,9 @@ import pytest
 import torch
 import yaml
 
+from pgdist.policy import Policy
+from pgdist.runs import read_metrics
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(HERE) not in sys.path:  # netns_cluster sits beside this file, whatever pytest's import mode
@@ -37,12 +40,12 @@ from netns_cluster import ClusterUnavailable, NetnsCluster  # noqa: E402
 SHIPPED_PACKAGE = "pgdist_cluster_envs"
 SHIPPED_ENV = f"{SHIPPED_PACKAGE}.line:LineWalk"
 
-# Runs each config of argv[1] (a JSON list of {"config": ..., "pause": ...}) with a
-# Learner and writes what it saw to argv[2] as JSON: the Ray node of every actor, the
-# file each actor imports the module "env_module" from (if given), theta before and after training, and
-# the actors still alive at the end. A pause {"after": k, "ready": path, "go": path}
-# stops before iteration k, creates `ready` and waits for `go` (the test kills a node
-# in between).
+# Runs each item of argv[1], a JSON list of {"config": ..., "env_module": ..., "pause": ...},
+# with a Learner and writes what it saw to argv[2] as JSON: the Ray node of every actor,
+# the file each actor imports "env_module" from (if given), the return of each
+# iteration, theta before and after training, and the actors still alive at the end.
+# A pause {"after": k, "ready": path, "go": path} stops before iteration k, creates
+# `ready` and waits for `go` (the test kills a node in between).
 DRIVER = '''
 import importlib, json, os, sys, time
 import torch
@@ -86,6 +89,69 @@ for run in runs:
 with open(out, "w") as file:
     json.dump(reports, file)
 '''
+
+
+# --------------------------------------------------------------------------- cluster.yaml
+
+
+def load_cluster_yaml() -> dict:
+    with open(REPO / "cluster.yaml") as file:
+        return yaml.safe_load(file)
+
+
+def prepared(config: dict) -> dict:
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = prepare_config(config)
+    validate_config(config)
+    return config
+
+
+def test_cluster_yaml_passes_rays_own_validation():
+    config = prepared(load_cluster_yaml())
+    assert config["provider"]["type"] == "local"
+    assert config["auth"]["ssh_user"]
+    assert config["provider"]["head_ip"] and config["provider"]["worker_ips"]
+    [node_type] = config["available_node_types"].values()
+    assert node_type["min_workers"] == node_type["max_workers"] == len(config["provider"]["worker_ips"])
+
+    setup = " && ".join(config["setup_commands"])
+    assert "constraints.txt" in setup and (REPO / "constraints.txt").exists()
+    assert "pip install" in setup and "~/pgdist" in setup
+    assert config["file_mounts"]["~/pgdist"] == "."
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    starts = [
+        command
+        for command in config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+        if "ray start" in command
+    ]
+    assert len(starts) == 2
+    assert all("RAY_AUTH_MODE=token" in command for command in starts), starts
+    assert "--head" in starts[0] and "--dashboard-host=127.0.0.1" in starts[0]
+    assert "$RAY_HEAD_IP:6379" in starts[1]
+
+
+MISTAKES = {
+    "unknown-key": (lambda config: config.update(worker_nodes_typo=[]), jsonschema.ValidationError),
+    "commands-not-a-list": (
+        lambda config: config.update(head_start_ray_commands="ray start --head"),
+        jsonschema.ValidationError,
+    ),
+    "ssh-user-not-text": (lambda config: config["auth"].update(ssh_user=5), jsonschema.ValidationError),
+    "local-without-head-ip": (lambda config: config["provider"].pop("head_ip"), click.ClickException),
+}
+
+
+@pytest.mark.parametrize("mistake, error", MISTAKES.values(), ids=MISTAKES.keys())
+def test_rays_validation_catches_a_broken_cluster_yaml(mistake, error):
+    """The check above can fail: Ray rejects cluster.yaml with one mistake in it."""
+    config = copy.deepcopy(load_cluster_yaml())
+    mistake(config)
+    with pytest.raises(error):
+        prepared(config)
+
+
+# --------------------------------------------------------------------------- the cluster
 
 
 @pytest.fixture(scope="module")
@@ -168,9 +234,6 @@ def relative_difference(a, b) -> float:
     return float((a - b).norm() / b.norm())
 
 
-# --------------------------------------------------------------------------- the cluster
-
-
 def test_training_uses_both_nodes_and_gives_the_local_backends_theta(cluster, shipped_env_root):
     """One seed, one theta: two actors on two machines give the θ of one worker in one process.
 
@@ -231,9 +294,6 @@ def test_ray_job_submit_of_pgdist_train_writes_a_run_folder(cluster, shipped_env
     assert report["status"] == "SUCCEEDED", report
     assert len(set(report["actor_nodes"])) == 2, f"the job's actors ran on {report['actor_nodes']}"
 
-    from pgdist.policy import Policy
-    from pgdist.runs import read_metrics
-
     rows = read_metrics(out)
     assert [int(row["iteration"]) for row in rows] == list(range(1, iterations + 1))
     assert all(int(row["episodes"]) == episodes for row in rows)
@@ -292,64 +352,3 @@ def test_losing_a_node_mid_run_still_gives_the_same_theta(cluster, shipped_env_r
     assert len(remote["returns"]) == config["iterations"]
     assert remote["returns"] == pytest.approx(here["returns"], rel=1e-6)
     assert relative_difference(remote["theta"], here["theta"]) <= 1e-5
-
-
-# --------------------------------------------------------------------------- cluster.yaml
-
-
-def load_cluster_yaml() -> dict:
-    with open(REPO / "cluster.yaml") as file:
-        return yaml.safe_load(file)
-
-
-def prepared(config: dict) -> dict:
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
-    config = prepare_config(config)
-    validate_config(config)
-    return config
-
-
-def test_cluster_yaml_passes_rays_own_validation():
-    config = prepared(load_cluster_yaml())
-    assert config["provider"]["type"] == "local"
-    assert config["auth"]["ssh_user"]
-    assert config["provider"]["head_ip"] and config["provider"]["worker_ips"]
-    [node_type] = config["available_node_types"].values()
-    assert node_type["min_workers"] == node_type["max_workers"] == len(config["provider"]["worker_ips"])
-
-    setup = " && ".join(config["setup_commands"])
-    assert "constraints.txt" in setup and (REPO / "constraints.txt").exists()
-    assert "pip install" in setup and "~/pgdist" in setup
-    assert config["file_mounts"]["~/pgdist"] == "."
-    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
-    starts = [
-        command
-        for command in config["head_start_ray_commands"] + config["worker_start_ray_commands"]
-        if "ray start" in command
-    ]
-    assert len(starts) == 2
-    assert all("RAY_AUTH_MODE=token" in command for command in starts), starts
-    assert "--head" in starts[0] and "--dashboard-host=127.0.0.1" in starts[0]
-    assert "$RAY_HEAD_IP:6379" in starts[1]
-
-
-@pytest.mark.parametrize(
-    "mistake, error",
-    [
-        pytest.param(lambda config: config.update(worker_nodes_typo=[]), jsonschema.ValidationError, id="unknown-key"),
-        pytest.param(
-            lambda config: config.update(head_start_ray_commands="ray start --head"),
-            jsonschema.ValidationError,
-            id="commands-not-a-list",
-        ),
-        pytest.param(lambda config: config["auth"].update(ssh_user=5), jsonschema.ValidationError, id="ssh-user-not-text"),
-        pytest.param(lambda config: config["provider"].pop("head_ip"), click.ClickException, id="local-without-head-ip"),
-    ],
-)
-def test_rays_validation_catches_a_broken_cluster_yaml(mistake, error):
-    """The check above can fail: Ray rejects cluster.yaml with one mistake in it."""
-    config = copy.deepcopy(load_cluster_yaml())
-    mistake(config)
-    with pytest.raises(error):
-        prepared(config)

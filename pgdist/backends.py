@@ -25,8 +25,13 @@ class LocalBackend:
         self.worker = RolloutWorker(config.env, policy, config.gamma, config.envs_per_chunk)
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        for chunk in chunks:
-            yield self.worker.run(theta, version, chunk)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as a Ray actor runs: small batches are fastest on one thread
+        try:
+            for chunk in chunks:
+                yield self.worker.run(theta, version, chunk)
+        finally:
+            torch.set_num_threads(threads)
 
     def close(self) -> None:
         pass

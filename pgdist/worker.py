@@ -117,28 +117,29 @@ class RolloutWorker:
         timestep = np.zeros(width, dtype=np.int64)
         resetting = np.zeros(width, dtype=bool)  # this step resets the copy (next-step autoreset)
         started, finished = width, 0
-        steps = []
-        while finished < chunk.episodes:
-            with torch.no_grad():
+        steps = []  # per lockstep: (states, actions, rewards, timestep, episode, kept), all copies
+        with torch.no_grad():
+            while finished < chunk.episodes:
                 actions = sample(self.policy(torch.as_tensor(states, dtype=self.dtype)), generator).numpy()
-            next_states, rewards, dones = env.step(actions)
-            kept = ~resetting & (episode < chunk.episodes)
-            steps.append((states[kept], actions[kept], rewards[kept], timestep[kept], episode[kept]))
-            finished += int(np.count_nonzero(dones & kept))
-            timestep += 1
-            new = np.flatnonzero(resetting)  # these copies now stand at a new episode's first state
-            episode[new] = started + np.arange(len(new))
-            timestep[new] = 0
-            started += len(new)
-            resetting = dones.astype(bool)
-            states = next_states
-        columns = [np.concatenate(column) for column in zip(*steps)]
+                next_states, rewards, dones = env.step(actions)
+                kept = ~resetting & (episode < chunk.episodes)
+                steps.append((states, actions, rewards, timestep.copy(), episode.copy(), kept))
+                finished += int(np.count_nonzero(dones & kept))
+                timestep += 1
+                new = np.flatnonzero(resetting)  # these copies now stand at a new episode's first state
+                episode[new] = started + np.arange(len(new))
+                timestep[new] = 0
+                started += len(new)
+                resetting = dones
+                states = next_states
+        *columns, kept = (np.concatenate(column) for column in zip(*steps))
+        states, actions, rewards, timestep, episode = (column[kept] for column in columns)
         return Episodes(
-            states=torch.as_tensor(columns[0], dtype=self.dtype),
-            actions=torch.as_tensor(columns[1]),
-            rewards=torch.as_tensor(columns[2], dtype=torch.float64),
-            timestep=torch.as_tensor(columns[3]),
-            episode=torch.as_tensor(columns[4]),
+            states=torch.as_tensor(states, dtype=self.dtype),
+            actions=torch.as_tensor(actions),
+            rewards=torch.as_tensor(rewards, dtype=torch.float64),
+            timestep=torch.as_tensor(timestep),
+            episode=torch.as_tensor(episode),
             count=chunk.episodes,
         )
 

@@ -41,14 +41,14 @@ class Config:
         None, "Ray cluster address to join; default: start a local Ray instance on loopback"
     )
     chunk_episodes: int = _field(
-        1000,
+        2000,
         "episodes per chunk, the unit of work handed to a worker; N is cut into such chunks "
         "(keep N / chunk_episodes at a few times the workers, so that none waits)",
     )
     envs_per_chunk: int = _field(
-        256,
+        512,
         "environment copies a worker steps in lockstep while it runs a chunk; a step costs "
-        "about the same for 16 copies as for 256, so wider is faster, up to about a quarter "
+        "about the same for 16 copies as for 512, so wider is faster, up to about a quarter "
         "of chunk_episodes (beyond that, copies idle while a chunk's last episodes finish)",
     )
     backend: str = _field(

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -41,6 +44,14 @@ class Learner:
         self.version = 0  # theta's version: the number of Adam steps taken
         self.batches = 0  # sampling calls made; with the seed, it names every chunk's randomness
         self.backend = make_backend(config, policy)
+        chunks = math.ceil(config.episodes / config.chunk_episodes)
+        if chunks < self.backend.workers:
+            warnings.warn(
+                f"N={config.episodes} makes {chunks} chunk(s) of chunk_episodes={config.chunk_episodes} "
+                f"for {self.backend.workers} workers, so {self.backend.workers - chunks} will idle: "
+                "lower chunk_episodes (--chunk-episodes) or raise N",
+                stacklevel=2,
+            )
 
     def __enter__(self) -> Learner:
         return self
@@ -83,7 +94,10 @@ class Learner:
         total = None
         for result in self.backend.sample(theta, self.version, chunks):
             self.check_current(result)
-            total = result if total is None else total + result
+            if total is None:  # a writable float64 copy, which the other chunks are added into
+                total = dataclasses.replace(result, gradient_sum=result.gradient_sum.astype(np.float64))
+            else:
+                total.add(result)
         return total
 
     def check_current(self, result: ChunkResult) -> None:

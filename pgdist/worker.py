@@ -67,19 +67,17 @@ class ChunkResult:
     return_max: float
     discounted_return_sum: float  # R(tau) of Eq. 6
 
-    def __add__(self, other: ChunkResult) -> ChunkResult:
+    def add(self, other: ChunkResult) -> None:
+        """Add another chunk's sums into these, in place: the learner's only work per chunk."""
         if other.version != self.version:
             raise ValueError(f"cannot add results of theta versions {self.version} and {other.version}")
-        return ChunkResult(
-            self.version,
-            self.episodes + other.episodes,
-            self.steps + other.steps,
-            self.gradient_sum + other.gradient_sum,
-            self.return_sum + other.return_sum,
-            min(self.return_min, other.return_min),
-            max(self.return_max, other.return_max),
-            self.discounted_return_sum + other.discounted_return_sum,
-        )
+        self.episodes += other.episodes
+        self.steps += other.steps
+        np.add(self.gradient_sum, other.gradient_sum, out=self.gradient_sum)
+        self.return_sum += other.return_sum
+        self.return_min = min(self.return_min, other.return_min)
+        self.return_max = max(self.return_max, other.return_max)
+        self.discounted_return_sum += other.discounted_return_sum
 
 
 class RolloutWorker:

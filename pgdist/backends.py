@@ -21,8 +21,8 @@ class LocalBackend:
 
     workers = 1
 
-    def __init__(self, config: Config, policy: torch.nn.Module):
-        self.worker = RolloutWorker(config.env, policy, config.gamma, config.envs_per_chunk)
+    def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
+        self.worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
         threads = torch.get_num_threads()
@@ -37,9 +37,9 @@ class LocalBackend:
         pass
 
 
-def make_backend(config: Config, policy: torch.nn.Module):
+def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module | None = None):
     if config.backend == "local":
-        return LocalBackend(config, policy)
+        return LocalBackend(config, policy, value)
     from pgdist.ray_backend import RayBackend  # import ray only when it is used
 
-    return RayBackend(config, policy)
+    return RayBackend(config, policy, value)

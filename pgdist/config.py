@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from pgdist.envs import check_env_name
+from pgdist.estimators import BASELINES, RETURNS, Estimator
 
 
 class ConfigError(ValueError):
@@ -33,6 +34,23 @@ class Config:
     gamma: float = _field(0.95, "discount factor of the total return R(tau) (Eq. 6), in (0, 1]")
     hidden: tuple[int, ...] = _field((8, 8), "sizes of the policy's hidden tanh layers")
     iterations: int = _field(1000, "gradient steps to take")
+    returns: str = _field(
+        "total",
+        "weight of each step's grad ln pi: 'total', the episode's return R(tau) (Eq. 23), or "
+        "'reward_to_go', the discounted rewards from that step on",
+    )
+    baseline: str = _field(
+        "none",
+        "subtracted from the returns: 'none', 'mean' (their mean over the batch's steps) or "
+        "'value' (a learned V(s), trained by regression on the returns)",
+    )
+    standardize: bool = _field(
+        False, "centre the (baselined) returns on their batch mean and divide by their batch std"
+    )
+    entropy: float = _field(0.0, "entropy bonus: beta in + beta (1/N) sum_t grad H(pi(.|s_t))")
+    stop_return: float | None = _field(
+        None, "stop once an iteration's mean episode return reaches this (e.g. 475 for CartPole-v1)"
+    )
     workers: int | None = _field(
         None, "rollout workers (Ray actors); default: the number of CPUs Ray sees"
     )
@@ -66,6 +84,14 @@ class Config:
             _fail("lr", self.lr, "a learning rate > 0")
         if any(not isinstance(size, int) or size < 1 for size in self.hidden):
             _fail("hidden", self.hidden, "layer sizes that are whole numbers >= 1")
+        if self.returns not in RETURNS:
+            _fail("returns", self.returns, " or ".join(map(repr, RETURNS)))
+        if self.baseline not in BASELINES:
+            _fail("baseline", self.baseline, " or ".join(map(repr, BASELINES)))
+        if not isinstance(self.standardize, bool):
+            _fail("standardize", self.standardize, "true or false")
+        if not self.entropy >= 0.0:
+            _fail("entropy", self.entropy, "a coefficient >= 0")
         if self.backend not in ("ray", "local"):
             _fail("backend", self.backend, "'ray' or 'local'")
         if not isinstance(self.seed, int):
@@ -74,6 +100,10 @@ class Config:
             check_env_name(self.env)
         except ValueError as error:
             raise ConfigError(f"env={self.env!r}: {error}") from None
+
+    @property
+    def estimator(self) -> Estimator:
+        return Estimator(self.gamma, self.returns, self.baseline, self.standardize, self.entropy)
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)

@@ -1,12 +1,36 @@
-"""The tutorial's math on plain tensors, one function per equation.
+"""The tutorial's math on plain tensors, one function per equation, and the estimators built on it.
 
 Trajectories arrive flattened over their steps: row t of a batch holds one step of
 episode ``episode[t]``, taken at time ``timestep[t]`` of that episode.
+
+Every estimator has the form  g = (1/N) sum_t grad ln pi(a_t|s_t) * A_t  over all steps of
+the N episodes, with a per-step weight A_t:
+
+- ``returns="total"``: A_t = R(tau_i), the episode's discounted return (Eq. 6, Eq. 19, 23);
+  ``"reward_to_go"``: A_t = G_t = sum_{t' >= t} gamma^(t'-t) r_t'.
+- ``baseline="value"``: minus a learned V(s_t) (REINFORCE with baseline);
+  ``"mean"``: minus the batch mean of A over all steps.
+- ``standardize``: (A_t - mean) / std over all steps of the batch.
+- ``entropy``: plus beta * (1/N) sum_t grad H(pi(.|s_t)).
+
+Batch statistics (the mean, the std) are not known to any one worker. Workers return
+sums instead, and the learner combines them exactly (``combine``):
+
+    sum_t (A_t - mu) / sigma * grad ln pi_t = (sum_t A_t grad ln pi_t - mu * sum_t grad ln pi_t) / sigma
+
+with mu and sigma from the sums of A_t and A_t^2 over every chunk.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
+
+RETURNS = ("total", "reward_to_go")
+BASELINES = ("none", "mean", "value")
+STD_EPSILON = 1e-8
 
 
 def discounted_returns(
@@ -17,15 +41,66 @@ def discounted_returns(
     return torch.zeros(n_episodes, dtype=rewards.dtype).index_add_(0, episode, discounted)
 
 
-def policy_gradient_sum(log_probs: torch.Tensor, episode: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-    """sum_i R(tau_i) * sum_t ln pi(a_t|s_t), R detached.
+def rewards_to_go(
+    rewards: torch.Tensor, timestep: torch.Tensor, episode: torch.Tensor, n_episodes: int, gamma: float
+) -> torch.Tensor:
+    """G_t = sum_{t' >= t} gamma^(t'-t) r_t' for every step, by G_t = r_t + gamma G_{t+1} backwards in time."""
+    length = int(timestep.max()) + 1
+    padded = torch.zeros(n_episodes, length, dtype=rewards.dtype)
+    padded[episode, timestep] = rewards
+    to_go = torch.zeros_like(padded)
+    running = torch.zeros(n_episodes, dtype=rewards.dtype)
+    for t in reversed(range(length)):
+        running = padded[:, t] + gamma * running
+        to_go[:, t] = running
+    return to_go[episode, timestep]
 
-    Its gradient is N times the Monte Carlo policy gradient of Eq. 19. Workers return
-    this gradient as a sum; the learner adds the sums of all chunks and divides by N.
+
+def policy_gradient_sum(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum_t A_t ln pi(a_t|s_t), weights detached; for A_t = R(tau_i), the sum of Eq. 23:
+    sum_i R(tau_i) sum_t ln pi(a_t|s_t).
+
+    Its gradient is N times the Monte Carlo policy gradient (Eq. 19). Workers return this
+    gradient as a sum; the learner adds the sums of all chunks and divides by N.
     """
-    return (returns.detach()[episode] * log_probs).sum()
+    return (weights.detach() * log_probs).sum()
 
 
 def loss(policy_gradient_sum: torch.Tensor, n_episodes: int) -> torch.Tensor:
     """Eq. 23: L = -(1/N) sum_i R(tau_i) sum_t ln pi(a_t|s_t). Divided by N trajectories, never by steps."""
     return -policy_gradient_sum / n_episodes
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """Which policy gradient estimator to use; ``Estimator(gamma)`` is the tutorial's Eq. 23."""
+
+    gamma: float
+    returns: str = "total"
+    baseline: str = "none"
+    standardize: bool = False
+    entropy: float = 0.0
+
+    @property
+    def centred(self) -> bool:
+        """Whether the weights are centred on their batch mean (which needs sum_t grad ln pi)."""
+        return self.baseline == "mean" or self.standardize
+
+    def returns_per_step(self, rewards, timestep, episode, n_episodes) -> torch.Tensor:
+        """R(tau_i) on every step of episode i (Eq. 23), or the reward-to-go G_t."""
+        if self.returns == "reward_to_go":
+            return rewards_to_go(rewards, timestep, episode, n_episodes, self.gamma)
+        return discounted_returns(rewards, timestep, episode, n_episodes, self.gamma)[episode]
+
+    def combine(self, sums) -> np.ndarray:
+        """The batch's gradient sum N * g from the summed results of all chunks; g = combine / N."""
+        weighted = sums.gradient_sum
+        if self.centred:
+            mean = sums.weight_sum / sums.steps
+            weighted = weighted - mean * sums.score_sum
+            if self.standardize:
+                variance = max(sums.weight_square_sum / sums.steps - mean**2, 0.0)
+                weighted = weighted / (np.sqrt(variance) + STD_EPSILON)
+        if self.entropy:
+            weighted = weighted + self.entropy * sums.entropy_gradient_sum
+        return weighted

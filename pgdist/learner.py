@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
@@ -19,7 +18,7 @@ from pgdist.backends import make_backend
 from pgdist.config import Config
 from pgdist.envs import env_spaces
 from pgdist.estimators import loss
-from pgdist.policy import make_policy, parameters_to_vector
+from pgdist.policy import make_policy, make_value_function, parameters_to_vector
 from pgdist.worker import ChunkResult, make_chunks
 
 
@@ -36,14 +35,20 @@ class Learner:
 
     def __init__(self, config: Config, policy: torch.nn.Module | None = None):
         self.config = config
+        spaces = env_spaces(config.env)
         if policy is None:
-            spaces = env_spaces(config.env)
             policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
         self.policy = policy
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr)
+        self.value = None  # the learned baseline V(s), with baseline="value"
+        parameters = list(policy.parameters())
+        if config.baseline == "value":
+            self.value = make_value_function(spaces.observation_size, config.hidden, config.seed)
+            self.value.to(next(policy.parameters()).dtype)
+            parameters += list(self.value.parameters())
+        self.optimizer = torch.optim.Adam(parameters, lr=config.lr)
         self.version = 0  # theta's version: the number of Adam steps taken
         self.batches = 0  # sampling calls made; with the seed, it names every chunk's randomness
-        self.backend = make_backend(config, policy)
+        self.backend = make_backend(config, policy, self.value)
         chunks = math.ceil(config.episodes / config.chunk_episodes)
         if chunks < self.backend.workers:
             warnings.warn(
@@ -66,7 +71,7 @@ class Learner:
         """One iteration: broadcast theta, gather N episodes, one Adam step on Eq. 23."""
         start = time.perf_counter()
         batch = self.sample()
-        gradient = self.update(batch.gradient_sum)
+        gradient = self.update(batch)
         n = batch.episodes
         return {
             "iteration": self.version,
@@ -84,18 +89,18 @@ class Learner:
     def estimate_gradient(self) -> torch.Tensor:
         """Eq. 19 at the current theta from N fresh episodes, flat, without stepping."""
         batch = self.sample()
-        return torch.as_tensor(batch.gradient_sum / batch.episodes)
+        return torch.as_tensor(self.config.estimator.combine(batch) / batch.episodes)
 
     def sample(self) -> ChunkResult:
         """Broadcast theta and gather the sums of N fresh episodes."""
-        theta = parameters_to_vector(self.policy).numpy()
+        theta = parameters_to_vector(self.policy, self.value).numpy()
         chunks = make_chunks(self.config.episodes, self.config.chunk_episodes, self.config.seed, self.batches)
         self.batches += 1
         total = None
         for result in self.backend.sample(theta, self.version, chunks):
             self.check_current(result)
-            if total is None:  # a writable float64 copy, which the other chunks are added into
-                total = dataclasses.replace(result, gradient_sum=result.gradient_sum.astype(np.float64))
+            if total is None:
+                total = result.writable()
             else:
                 total.add(result)
         return total
@@ -106,20 +111,24 @@ class Learner:
                 f"a worker's result used theta version {result.version}, the learner is at {self.version}"
             )
 
-    def update(self, gradient_sum: np.ndarray) -> torch.Tensor:
-        """Adam step on L (Eq. 23), whose gradient is -(1/N) times the gradient sum (Eq. 24)."""
-        gradient = loss(torch.tensor(gradient_sum), self.config.episodes)
-        offset = 0
-        for p in self.policy.parameters():
-            p.grad = gradient[offset : offset + p.numel()].view_as(p).to(p.dtype).clone()
-            offset += p.numel()
+    def update(self, batch: ChunkResult) -> torch.Tensor:
+        """Adam step on L, whose gradient is minus the estimate of grad J (Eq. 23, 24).
+
+        L is linear in the gradient sum, so its gradient is ``loss(gradient_sum, N)``; estimators
+        other than Eq. 23's combine more sums into the gradient sum first. The value function,
+        if any, steps on the mean squared error of its predictions over the batch's steps.
+        """
+        gradient = loss(torch.as_tensor(self.config.estimator.combine(batch)), batch.episodes)
+        _set_gradients(self.policy, gradient)
+        if self.value is not None:
+            _set_gradients(self.value, torch.as_tensor(batch.value_gradient_sum / batch.steps))
         self.optimizer.step()
         self.version += 1
         return gradient
-
     def state_dict(self) -> dict:
         return {
             "policy": self.policy.state_dict(),
+            "value": None if self.value is None else self.value.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "version": self.version,
             "batches": self.batches,
@@ -128,6 +137,15 @@ class Learner:
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
+        if self.value is not None:
+            self.value.load_state_dict(state["value"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = state["version"]
         self.batches = state["batches"]
+
+
+def _set_gradients(module: torch.nn.Module, flat: torch.Tensor) -> None:
+    offset = 0
+    for p in module.parameters():
+        p.grad = flat[offset : offset + p.numel()].view_as(p).to(p.dtype).clone()
+        offset += p.numel()

@@ -1,5 +1,8 @@
 """The policy pi_theta(a|s): a torch module whose forward returns a torch.distributions object.
 
+Discrete actions: ``Policy``, a Categorical over logits. Continuous (Box) actions:
+``GaussianPolicy``. ``ValueFunction`` is the learned baseline V(s).
+
 ``Policy(1, 2)`` is the tutorial's own network, Linear(1,8)-Tanh-Linear(8,8)-Tanh-Linear(8,2)
 with a Categorical over its logits, so that pi outputs the probability of each action
 (Eq. 20-22).
@@ -7,10 +10,11 @@ with a Categorical over its logits, so that pi outputs the probability of each a
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
-from torch.distributions import Categorical, Distribution
+from torch.distributions import Categorical, Distribution, Independent, Normal
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -35,13 +39,49 @@ class Policy(nn.Module):
         return Categorical(logits=self.net(state), validate_args=False)
 
 
+class GaussianPolicy(nn.Module):
+    """Normal over continuous actions: mean from a tanh MLP, a learned log std per action dimension.
+
+    The std does not depend on the state. ln pi is of the sampled action; the worker clips
+    actions to the action space's bounds only on the way into the environment.
+    """
+
+    def __init__(self, observation_size: int, action_size: int, hidden=(8, 8), log_std: float = 0.0):
+        super().__init__()
+        self.net = mlp([observation_size, *hidden, action_size])
+        self.log_std = nn.Parameter(torch.full((action_size,), float(log_std)))
+
+    def forward(self, state: torch.Tensor) -> Independent:
+        mean = self.net(state)
+        return Independent(Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False), 1)
+
+
+class ValueFunction(nn.Module):
+    """V(s), the learned baseline of REINFORCE with baseline: a tanh MLP with one output."""
+
+    def __init__(self, observation_size: int, hidden=(8, 8)):
+        super().__init__()
+        self.net = mlp([observation_size, *hidden, 1])
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state)
+
+
 def make_policy(observation_size: int, action_space: spaces.Space, hidden, seed: int) -> nn.Module:
     """The default policy for an environment's spaces, its weights drawn from ``seed`` alone."""
-    if not isinstance(action_space, spaces.Discrete):
-        raise ValueError(f"pgdist's default policy needs a Discrete action space, not {action_space}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return Policy(observation_size, int(action_space.n), hidden)
+        if isinstance(action_space, spaces.Discrete):
+            return Policy(observation_size, int(action_space.n), hidden)
+        if isinstance(action_space, spaces.Box):
+            return GaussianPolicy(observation_size, int(np.prod(action_space.shape)), hidden)
+    raise ValueError(f"pgdist's default policies take Discrete or Box actions, not {action_space}")
+
+
+def make_value_function(observation_size: int, hidden, seed: int) -> ValueFunction:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        return ValueFunction(observation_size, hidden)
 
 
 def sample(distribution: Distribution, generator: torch.Generator) -> torch.Tensor:
@@ -54,13 +94,21 @@ def sample(distribution: Distribution, generator: torch.Generator) -> torch.Tens
         logits = distribution.logits
         exponential = torch.empty_like(logits).exponential_(generator=generator)
         return (logits - exponential.log()).argmax(-1)
+    if isinstance(distribution, Independent) and isinstance(distribution.base_dist, Normal):
+        normal = distribution.base_dist
+        return normal.loc + normal.scale * torch.randn(normal.loc.shape, generator=generator, dtype=normal.loc.dtype)
     raise TypeError(f"pgdist cannot sample a {type(distribution).__name__} with its own generator")
 
 
-def parameters_to_vector(policy: nn.Module) -> torch.Tensor:
-    return torch.nn.utils.parameters_to_vector(policy.parameters()).detach()
+def _parameters(modules):
+    return [p for module in modules if module is not None for p in module.parameters()]
 
 
-def vector_to_parameters(theta: torch.Tensor, policy: nn.Module) -> None:
+def parameters_to_vector(*modules: nn.Module | None) -> torch.Tensor:
+    """theta: the parameters of the modules (the policy, and a value function if any), flat."""
+    return torch.nn.utils.parameters_to_vector(_parameters(modules)).detach()
+
+
+def vector_to_parameters(theta: torch.Tensor, *modules: nn.Module | None) -> None:
     with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(theta, policy.parameters())
+        torch.nn.utils.vector_to_parameters(theta, _parameters(modules))

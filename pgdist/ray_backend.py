@@ -35,7 +35,7 @@ class RayRolloutWorker(RolloutWorker):
 
 
 class RayBackend:
-    def __init__(self, config: Config, policy: torch.nn.Module):
+    def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
         self.started_ray = start_ray(config.address, _runtime_env(config.env))
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
@@ -45,7 +45,7 @@ class RayBackend:
                 scheduling_strategy="SPREAD",
             )
             self.actors = [
-                actor.remote(config.env, policy, config.gamma, config.envs_per_chunk)
+                actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value)
                 for _ in range(self.workers)
             ]
         except BaseException:

@@ -8,13 +8,14 @@ alone, so a chunk gives the same episodes on whichever worker runs it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from pgdist.envs import make_vector_env
-from pgdist.estimators import discounted_returns, policy_gradient_sum
+from pgdist.estimators import Estimator, discounted_returns, policy_gradient_sum
 from pgdist.policy import sample, vector_to_parameters
 
 
@@ -56,35 +57,73 @@ class Episodes:
 
 @dataclass
 class ChunkResult:
-    """What a worker sends back: sums over its episodes, never means, and the theta version used."""
+    """What a worker sends back: sums over its episodes, never means, and the theta version used.
+
+    With A_t the estimator's weight of step t (``estimators.Estimator``), the gradients are flat:
+    ``gradient_sum`` = grad sum_t A_t ln pi(a_t|s_t)  (for Eq. 23, grad sum_i R(tau_i) sum_t ln pi),
+    ``score_sum`` = grad sum_t ln pi(a_t|s_t), ``entropy_gradient_sum`` = grad sum_t H(pi(.|s_t)),
+    ``value_gradient_sum`` = grad sum_t (V(s_t) - return_t)^2; each only where the estimator needs it.
+    """
 
     version: int
     episodes: int
     steps: int
-    gradient_sum: np.ndarray  # grad of sum_i R(tau_i) sum_t ln pi(a_t|s_t), flat
+    gradient_sum: np.ndarray
+    weight_sum: float  # sum_t A_t
+    weight_square_sum: float  # sum_t A_t^2
     return_sum: float  # undiscounted sum of rewards, the score users read
     return_min: float
     return_max: float
     discounted_return_sum: float  # R(tau) of Eq. 6
+    score_sum: np.ndarray | None = None
+    entropy_gradient_sum: np.ndarray | None = None
+    value_gradient_sum: np.ndarray | None = None
 
     def add(self, other: ChunkResult) -> None:
         """Add another chunk's sums into these, in place: the learner's only work per chunk."""
         if other.version != self.version:
             raise ValueError(f"cannot add results of theta versions {self.version} and {other.version}")
-        self.episodes += other.episodes
-        self.steps += other.steps
-        np.add(self.gradient_sum, other.gradient_sum, out=self.gradient_sum)
-        self.return_sum += other.return_sum
+        for name in SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in SUMMED_VECTORS:
+            mine = getattr(self, name)
+            if mine is not None:
+                np.add(mine, getattr(other, name), out=mine)
         self.return_min = min(self.return_min, other.return_min)
         self.return_max = max(self.return_max, other.return_max)
-        self.discounted_return_sum += other.discounted_return_sum
+
+    def writable(self) -> ChunkResult:
+        """A copy whose vectors are float64 and writable (Ray hands out read-only arrays), to add into."""
+        vectors = {name: getattr(self, name) for name in SUMMED_VECTORS}
+        return dataclasses.replace(
+            self, **{name: None if v is None else v.astype(np.float64) for name, v in vectors.items()}
+        )
+
+
+SUMMED = ("episodes", "steps", "weight_sum", "weight_square_sum", "return_sum", "discounted_return_sum")
+SUMMED_VECTORS = ("gradient_sum", "score_sum", "entropy_gradient_sum", "value_gradient_sum")
+
+
+def _flat_gradient(output: torch.Tensor, parameters: list[torch.Tensor]) -> np.ndarray:
+    gradients = torch.autograd.grad(output, parameters, retain_graph=True, allow_unused=True)
+    return torch.cat(
+        [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(gradients, parameters)]
+    ).numpy()
 
 
 class RolloutWorker:
-    def __init__(self, env: str, policy: torch.nn.Module, gamma: float, envs_per_chunk: int):
+    def __init__(
+        self,
+        env: str,
+        policy: torch.nn.Module,
+        estimator: Estimator,
+        envs_per_chunk: int,
+        value: torch.nn.Module | None = None,
+    ):
         self.env = env
         self.policy = copy.deepcopy(policy)
-        self.gamma = gamma
+        self.value = copy.deepcopy(value)
+        self.estimator = estimator
         self.envs_per_chunk = envs_per_chunk
         self.version = None
         self.dtype = next(self.policy.parameters()).dtype
@@ -97,7 +136,7 @@ class RolloutWorker:
 
     def load(self, theta: np.ndarray, version: int) -> None:
         if version != self.version:
-            vector_to_parameters(torch.tensor(theta, dtype=self.dtype), self.policy)
+            vector_to_parameters(torch.tensor(theta, dtype=self.dtype), self.policy, self.value)
             self.version = version
 
     def rollout(self, chunk: Chunk) -> Episodes:
@@ -142,31 +181,40 @@ class RolloutWorker:
         )
 
     def gradient_sum(self, episodes: Episodes) -> ChunkResult:
-        """One batched forward pass over the chunk's steps, one backward pass of sum_i R_i sum_t ln pi."""
-        returns = discounted_returns(
-            episodes.rewards, episodes.timestep, episodes.episode, episodes.count, self.gamma
-        )
-        self.policy.zero_grad(set_to_none=True)
-        log_probs = self.policy(episodes.states).log_prob(episodes.actions)
-        policy_gradient_sum(log_probs, episodes.episode, returns.to(self.dtype)).backward()
-        gradient = torch.cat(
-            [
-                (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                for p in self.policy.parameters()
-            ]
-        )
-        scores = torch.zeros(episodes.count, dtype=torch.float64).index_add_(
-            0, episodes.episode, episodes.rewards
-        )
+        """One batched forward pass over the chunk's steps, then the gradients of its sums."""
+        estimator = self.estimator
+        step_returns = estimator.returns_per_step(
+            episodes.rewards, episodes.timestep, episodes.episode, episodes.count
+        ).to(self.dtype)
+        distribution = self.policy(episodes.states)
+        log_probs = distribution.log_prob(episodes.actions)
+        weights = step_returns
+        parameters = list(self.policy.parameters())
+        result = {}
+        if self.value is not None:
+            values = self.value(episodes.states).squeeze(-1)
+            weights = step_returns - values.detach()
+            value_error = ((values - step_returns) ** 2).sum()
+            result["value_gradient_sum"] = _flat_gradient(value_error, list(self.value.parameters()))
+        result["gradient_sum"] = _flat_gradient(policy_gradient_sum(log_probs, weights), parameters)
+        if estimator.centred:
+            result["score_sum"] = _flat_gradient(log_probs.sum(), parameters)
+        if estimator.entropy:
+            result["entropy_gradient_sum"] = _flat_gradient(distribution.entropy().sum(), parameters)
+        returns = discounted_returns(episodes.rewards, episodes.timestep, episodes.episode, episodes.count, estimator.gamma)
+        scores = torch.zeros(episodes.count, dtype=torch.float64).index_add_(0, episodes.episode, episodes.rewards)
+        weights = weights.detach().to(torch.float64)
         return ChunkResult(
             version=self.version,
             episodes=episodes.count,
             steps=len(episodes.episode),
-            gradient_sum=gradient.numpy(),
+            weight_sum=float(weights.sum()),
+            weight_square_sum=float((weights**2).sum()),
             return_sum=float(scores.sum()),
             return_min=float(scores.min()),
             return_max=float(scores.max()),
             discounted_return_sum=float(returns.sum()),
+            **result,
         )
 
     def _vector_env(self, width: int):

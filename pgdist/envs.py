@@ -164,20 +164,30 @@ class TutorialEnv:
         return torch.as_tensor(_as_array(state), dtype=torch.float32), float(reward), bool(done)
 
 
+def clip_to(action_space: spaces.Space, actions: np.ndarray) -> np.ndarray:
+    """Continuous actions clipped to the space's bounds, on their way into the env only.
+
+    The policy's ln pi is of the action it sampled; the clipping is part of the environment.
+    """
+    if isinstance(action_space, spaces.Box):
+        return np.clip(actions, action_space.low, action_space.high).astype(action_space.dtype)
+    return actions
+
+
 class GymnasiumVectorEnv:
     """``gymnasium.make_vec``: the env's own vector implementation where it has one."""
 
     def __init__(self, name: str, num_envs: int):
         self.env = gymnasium.make_vec(name, num_envs=num_envs)
         self.num_envs = num_envs
-        self.discrete = isinstance(self.env.single_action_space, spaces.Discrete)
+        self.action_space = self.env.single_action_space
 
     def reset(self, seed: int) -> np.ndarray:
         states, _ = self.env.reset(seed=seed)
         return states.reshape(self.num_envs, -1)
 
     def step(self, actions: np.ndarray):
-        states, rewards, terminated, truncated, _ = self.env.step(actions)
+        states, rewards, terminated, truncated, _ = self.env.step(clip_to(self.action_space, actions))
         return states.reshape(self.num_envs, -1), rewards, terminated | truncated
 
 
@@ -188,7 +198,8 @@ class ProtocolVectorEnv:
         self.envs = [env_class() for _ in range(num_envs)]
         self.num_envs = num_envs
         self.seedable = _accepts_seed(self.envs[0].reset)
-        self.discrete = isinstance(_action_space(env_class), spaces.Discrete)
+        self.action_space = _action_space(env_class)
+        self.discrete = isinstance(self.action_space, spaces.Discrete)
         self.resetting = np.zeros(num_envs, dtype=bool)
 
     def reset(self, seed: int) -> np.ndarray:
@@ -198,6 +209,7 @@ class ProtocolVectorEnv:
         return np.stack([_as_array(env.reset()) for env in self.envs])
 
     def step(self, actions: np.ndarray):
+        actions = clip_to(self.action_space, actions)
         states, rewards = [], np.zeros(self.num_envs)
         dones = np.zeros(self.num_envs, dtype=bool)
         for i, env in enumerate(self.envs):

@@ -7,7 +7,24 @@ ln pi exactly as the tutorial does, step by step with autograd, on the same traj
 
 import torch
 
+from pgdist.policy import Policy, parameters_to_vector
 from pgdist.reference import generate_tau
+from pgdist.worker import RolloutWorker, make_chunks
+
+
+def float64_policy(observation_size, seed=0, policy_class=Policy):
+    torch.manual_seed(seed)
+    return policy_class(observation_size, 2 if policy_class is Policy else 1).double()
+
+
+def recorded_trajectories(config, policy, batch, value=None):
+    """The episodes of a batch, run again in this process from the chunks' own seeds."""
+    worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
+    worker.load(parameters_to_vector(policy, value).numpy(), 0)
+    trajectories = []
+    for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, batch):
+        trajectories += split(worker.rollout(chunk))
+    return trajectories
 
 
 def split(episodes):

@@ -7,25 +7,10 @@ import torch
 from pgdist import Config, Learner, Policy, StaleResultError
 from pgdist.policy import parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
-from replay import reference_gradient, split
+from replay import float64_policy, recorded_trajectories, reference_gradient
 
 # (chunk_episodes, envs_per_chunk, workers): how N is cut and spread
 SPLITS = [(1, 1, 1), (3, 2, 2), (16, 5, 3)]
-
-
-def float64_policy(observation_size, seed=0):
-    torch.manual_seed(seed)
-    return Policy(observation_size, 2).double()
-
-
-def recorded_trajectories(config, policy, batch):
-    """The episodes of a batch, run again in this process from the chunks' own seeds."""
-    worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk)
-    worker.load(parameters_to_vector(policy).numpy(), 0)
-    trajectories = []
-    for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, batch):
-        trajectories += split(worker.rollout(chunk))
-    return trajectories
 
 
 @pytest.mark.parametrize("episodes", [1, 7, 64])

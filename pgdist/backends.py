@@ -8,6 +8,7 @@ backend runs one worker in this process, with no Ray at all; ``pgdist.ray_backen
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -25,16 +26,24 @@ class LocalBackend:
         self.worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as a Ray actor runs: small batches are fastest on one thread
-        try:
-            for chunk in chunks:
-                yield self.worker.run(theta, version, chunk)
-        finally:
-            torch.set_num_threads(threads)
+        for chunk in chunks:
+            with one_torch_thread():
+                result = self.worker.run(theta, version, chunk)
+            yield result
 
     def close(self) -> None:
         pass
+
+
+@contextmanager
+def one_torch_thread():
+    """Run as a Ray actor runs: a rollout's small batches are fastest on one torch thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module | None = None):

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
 
 from pgdist.envs import check_env_name
 from pgdist.estimators import BASELINES, RETURNS, Estimator
@@ -111,9 +114,91 @@ class Config:
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in fields()}
 
+    def to_yaml(self) -> str:
+        values = {name: list(v) if isinstance(v, tuple) else v for name, v in self.to_dict().items()}
+        return yaml.safe_dump(values, sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> Config:
+        """A Config from a YAML file of field: value lines, ``overrides`` taking precedence."""
+        return cls(**{**read_yaml(path), **overrides})
+
 
 def fields() -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(Config)}
+
+
+_KINDS = {"int": int, "float": float, "str": str, "bool": bool, "tuple[int, ...]": tuple}
+
+
+def _kind(name: str) -> tuple[type, bool]:
+    """A field's type and whether it may be None, read from its annotation."""
+    annotation = fields()[name].type
+    nullable = annotation.endswith(" | None")
+    return _KINDS[annotation.removesuffix(" | None")], nullable
+
+
+def coerce(name: str, value, where: str = ""):
+    """``value`` as field ``name``'s type (from YAML or the command line), or a ConfigError naming both."""
+    if name not in fields():
+        known = ", ".join(fields())
+        raise ConfigError(f"{where}unknown key {name!r}; the keys are: {known}")
+    kind, nullable = _kind(name)
+    if value is None or (nullable and isinstance(value, str) and value.lower() in ("none", "null")):
+        if nullable:
+            return None
+    elif kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif kind is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if isinstance(items, (list, tuple)):
+            try:
+                return tuple(_whole(item) for item in items)
+            except ValueError:
+                pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif not isinstance(value, bool):  # a whole number or a number
+        try:
+            return _whole(value) if kind is int else float(value)
+        except (TypeError, ValueError):
+            pass
+    expected = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
+                tuple: "a list of whole numbers"}[kind] + (" or null" if nullable else "")
+    raise ConfigError(f"{where}{name}={value!r} is invalid: expected {expected}")
+
+
+def _whole(value) -> int:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A YAML config file's values, each checked against its field; errors name the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+        root = yaml.compose(text)
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(f"{path}:{root.start_mark.line + 1}: expected 'key: value' lines")
+    lines = {key.value: key.start_mark.line + 1 for key, _ in root.value}
+    data = yaml.safe_load(text)
+    return {key: coerce(key, value, where=f"{path}:{lines[key]}: ") for key, value in data.items()}
 
 
 def _positive_int(config, *names):

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 import time
 import warnings
 
@@ -45,10 +46,14 @@ class Learner:
             self.value = make_value_function(spaces.observation_size, config.hidden, config.seed)
             self.value.to(next(policy.parameters()).dtype)
             parameters += list(self.value.parameters())
-        self.optimizer = torch.optim.Adam(parameters, lr=config.lr)
         self.version = 0  # theta's version: the number of Adam steps taken
         self.batches = 0  # sampling calls made; with the seed, it names every chunk's randomness
-        self.backend = make_backend(config, policy, self.value)
+        # torch's optimizers import torch._dynamo when first built (~1.5 s here): build this
+        # one while the backend starts Ray, which mostly waits on other processes.
+        with ThreadPoolExecutor(1) as pool:
+            optimizer = pool.submit(torch.optim.Adam, parameters, lr=config.lr)
+            self.backend = make_backend(config, policy, self.value)
+            self.optimizer = optimizer.result()
         chunks = math.ceil(config.episodes / config.chunk_episodes)
         if chunks < self.backend.workers:
             warnings.warn(

@@ -47,6 +47,20 @@ def save_checkpoint(learner, folder: Path, name: str = "checkpoint.pt") -> Path:
     return path
 
 
+def load_run(folder: Path):
+    """A run's Config and its trained policy, from the checkpoint."""
+    from pgdist.config import Config
+    from pgdist.envs import env_spaces
+    from pgdist.policy import make_policy
+
+    state = torch.load(Path(folder) / "checkpoint.pt", weights_only=True)
+    config = Config(**state["config"])
+    spaces = env_spaces(config.env)
+    policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
+    policy.load_state_dict(state["policy"])
+    return config, policy
+
+
 def read_metrics(folder: Path) -> list[dict]:
     with open(Path(folder) / "metrics.csv", newline="") as file:
         return list(csv.DictReader(file))

@@ -119,12 +119,14 @@ class RolloutWorker:
         estimator: Estimator,
         envs_per_chunk: int,
         value: torch.nn.Module | None = None,
+        greedy: bool = False,
     ):
         self.env = env
         self.policy = copy.deepcopy(policy)
         self.value = copy.deepcopy(value)
         self.estimator = estimator
         self.envs_per_chunk = envs_per_chunk
+        self.greedy = greedy  # act with pi's most probable action (for evaluation), not a sample
         self.version = None
         self.dtype = next(self.policy.parameters()).dtype
         self._vector_envs = {}
@@ -157,7 +159,8 @@ class RolloutWorker:
         steps = []  # per lockstep: (states, actions, rewards, timestep, episode, kept), all copies
         with torch.no_grad():
             while finished < chunk.episodes:
-                actions = sample(self.policy(torch.as_tensor(states, dtype=self.dtype)), generator).numpy()
+                distribution = self.policy(torch.as_tensor(states, dtype=self.dtype))
+                actions = (distribution.mode if self.greedy else sample(distribution, generator)).numpy()
                 next_states, rewards, dones = env.step(actions)
                 kept = ~resetting & (episode < chunk.episodes)
                 steps.append((states, actions, rewards, timestep.copy(), episode.copy(), kept))

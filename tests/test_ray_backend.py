@@ -72,7 +72,9 @@ def test_a_chunk_whose_worker_died_is_run_again_elsewhere(ray_instance):
     """The dead worker's chunk goes to another; it owns its randomness, so the result is unchanged."""
     config = Config(env="tests.dying_env:DyingLineWalk", episodes=12, chunk_episodes=2, workers=3, seed=4)
     with Learner(config) as learner:
-        learner.step()  # warm: every worker has made its environments
+        learner.step()
+        learner.backend.nodes()  # every actor is up, so that no chunk runs in the driver (this process)
+        learner.step()  # every actor has made its environments
         with open(ARMED, "w"):
             pass
         learner.step()
@@ -81,6 +83,6 @@ def test_a_chunk_whose_worker_died_is_run_again_elsewhere(ray_instance):
     assert not os.path.exists(ARMED), "no worker reached a reset"
     assert survivors == 2
     with Learner(config.replace(env="envs.line:LineWalk", backend="local")) as reference:
-        reference.step()
-        reference.step()
+        for _ in range(3):
+            reference.step()
     torch.testing.assert_close(theta, parameters_to_vector(reference.policy), rtol=1e-5, atol=1e-7)

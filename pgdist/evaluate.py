@@ -1,0 +1,19 @@
+"""Evaluation: run a policy for some episodes in this process and return each episode's return."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pgdist.config import Config
+from pgdist.policy import parameters_to_vector
+from pgdist.worker import Chunk, RolloutWorker
+
+
+def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: bool = False, seed: int = 12345) -> np.ndarray:
+    """Undiscounted returns of ``episodes`` episodes, actions sampled from pi or, if ``greedy``, its mode."""
+    worker = RolloutWorker(config.env, policy, config.estimator, min(config.envs_per_chunk, episodes), greedy=greedy)
+    worker.load(parameters_to_vector(policy).numpy(), version=0)
+    trajectories = worker.rollout(Chunk(index=0, start=0, episodes=episodes, seed=seed, batch=0))
+    returns = torch.zeros(episodes, dtype=torch.float64).index_add_(0, trajectories.episode, trajectories.rewards)
+    return returns.numpy()

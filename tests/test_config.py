@@ -67,3 +67,38 @@ def test_a_bad_env_fails_before_ray_starts_and_leaves_nothing(env):
     assert f"env='{env}'" in result.stderr
     assert "Traceback" not in result.stderr
     assert ray_processes() <= before
+
+
+def test_yaml_round_trip(tmp_path):
+    config = Config(env="Acrobot-v1", episodes=64, hidden=(32, 16), returns="reward_to_go", standardize=True,
+                    stop_return=-100.0, workers=3)
+    path = tmp_path / "config.yaml"
+    path.write_text(config.to_yaml())
+    assert Config.from_yaml(path) == config
+
+
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("episodes: 10\nlearning_rate: 0.1\n", ["config.yaml:2", "unknown key 'learning_rate'", "lr"]),
+        ("env: CartPole-v1\n\nepisodes: ten\n", ["config.yaml:3", "episodes='ten'", "a whole number"]),
+        ("standardize: maybe\n", ["config.yaml:1", "standardize='maybe'", "true or false"]),
+        ("hidden: 32\n", ["config.yaml:1", "hidden=32", "a list of whole numbers"]),
+        ("- episodes\n", ["config.yaml:1", "key: value"]),
+        ("episodes: [1\n", ["not valid YAML"]),
+    ],
+)
+def test_a_bad_config_file_names_the_line_and_what_was_expected(tmp_path, text, words):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        Config.from_yaml(path)
+    for word in words:
+        assert word in str(error.value)
+
+
+def test_yaml_numbers_in_either_notation(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("lr: 1e-2\ngamma: 1\nentropy: .5\n")
+    config = Config.from_yaml(path)
+    assert (config.lr, config.gamma, config.entropy) == (0.01, 1.0, 0.5)

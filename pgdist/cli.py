@@ -1,4 +1,4 @@
-"""The command line: ``pgdist train``, ``pgdist eval``, ``pgdist plot``."""
+"""The command line: ``pgdist train``, ``resume``, ``eval``, ``plot``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from pgdist.config import Config, ConfigError, coerce, fields, read_yaml
+from pgdist.runs import RunError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except ConfigError as error:
+    except (ConfigError, RunError) as error:
         print(f"pgdist: error: {error}", file=sys.stderr)
         return 2
 
@@ -30,8 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a policy", description="Train a policy with REINFORCE (Eq. 23) over Ray workers."
     )
     add_config_flags(train_parser)
-    train_parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<time>)")
+    train_parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<date>-<time>)")
+    add_checkpoint_flag(train_parser)
     train_parser.set_defaults(command=train)
+    resume_parser = commands.add_parser(
+        "resume", help="continue a run from its latest checkpoint",
+        description="Continue a run from its latest checkpoint: theta, Adam state, iteration and the "
+        "sampling counter, so that the result is the same as an uninterrupted run.",
+    )
+    resume_parser.add_argument("run", type=Path, metavar="RUN", help="run folder")
+    add_checkpoint_flag(resume_parser)
+    resume_parser.set_defaults(command=resume)
     plot_parser = commands.add_parser(
         "plot", help="plot learning curves", description="Plot the return per iteration of one or more runs."
     )
@@ -48,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
     eval_parser.set_defaults(command=evaluate_run)
     return parser
+
+
+def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint-every", type=int, default=10, metavar="K",
+                        help="keep a checkpoint-NNNNNN.pt every K iterations; checkpoint.pt is always the latest "
+                        "(default: 10)")
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -75,29 +91,71 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def train(args: argparse.Namespace) -> int:
-    from pgdist.learner import Learner
-    from pgdist.runs import MetricsFile, save_checkpoint
+    from pgdist.runs import Run
 
     config = config_from_args(args)
-    out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(config.to_yaml())
-    metrics_file = MetricsFile(out)
+    run = Run.create(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), config, args.checkpoint_every)
+    return run_iterations(run, state=None)
+
+
+def resume(args: argparse.Namespace) -> int:
+    from pgdist.runs import Run
+
+    run, state = Run.resume(args.run, args.checkpoint_every)
+    return run_iterations(run, state)
+
+
+def run_iterations(run, state: dict | None) -> int:
+    """Train until ``config.iterations`` or ``stop_return``, recording every iteration in the run folder."""
+    from pgdist.learner import Learner
+
+    config = run.config
     try:
         with Learner(config) as learner:
-            print(f"pgdist: {config.env}, N={config.episodes}, {learner.backend.workers} worker(s), run folder {out}")
-            for _ in range(config.iterations):
+            if state is not None:
+                learner.load_state_dict(state)
+            print(f"pgdist: {config.env}, N={config.episodes}, {learner.backend.workers} worker(s), run folder {run.folder}")
+            progress = Progress(config.iterations, learner.version)
+            finished = learner.version >= config.iterations
+            stopped = False
+            while not finished:
                 metrics = learner.step()
-                metrics_file.write(metrics)
-                print(progress_line(metrics), flush=True)
-                if config.stop_return is not None and metrics["return_mean"] >= config.stop_return:
-                    print(f"pgdist: mean return {metrics['return_mean']:.2f} >= stop_return {config.stop_return}")
-                    break
-            path = save_checkpoint(learner, out)
+                run.record(metrics)
+                progress.show(metrics)
+                stopped = config.stop_return is not None and metrics["return_mean"] >= config.stop_return
+                finished = stopped or learner.version >= config.iterations
+                run.save(learner, finished)
+            progress.close()
+            if stopped:
+                print(f"pgdist: mean return {metrics['return_mean']:.2f} >= stop_return {config.stop_return}")
     finally:
-        metrics_file.close()
-    print(f"pgdist: saved {path}")
+        run.close()
+    print(f"pgdist: saved {run.folder / 'checkpoint.pt'}")
     return 0
+
+
+class Progress:
+    """A live bar on a terminal; a plain line per iteration elsewhere (CI, ray job logs)."""
+
+    def __init__(self, iterations: int, done: int):
+        self.bar = None
+        if sys.stdout.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=iterations, initial=done, unit="it", dynamic_ncols=True)
+
+    def show(self, metrics: dict) -> None:
+        if self.bar is None:
+            print(progress_line(metrics), flush=True)
+        else:
+            self.bar.set_postfix_str(
+                f"return {metrics['return_mean']:.2f}  {metrics['steps'] / metrics['seconds']:,.0f} steps/s"
+            )
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def evaluate_run(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
 """`pgdist train` end to end, as a user runs it: a real process, real files."""
 
 import csv
+import json
+import shutil
 import subprocess
 import sys
 
@@ -91,3 +93,66 @@ def test_eval_reports_the_mean_return_of_a_trained_run(tmp_path, request):
         outputs[mode] = float(words[2])
     # random actions score 10 on LineWalk; the trained policy does better, and its greedy actions best
     assert outputs["sampled"] > 12 and outputs["greedy"] >= outputs["sampled"]
+
+
+def run_command(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "pgdist.cli", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_run_folder_holds_everything(tmp_path, request):
+    out = tmp_path / "run"
+    result = train("--env", "envs.line:LineWalk", "--episodes", "8", "--iterations", "4", "--backend", "local",
+                   "--checkpoint-every", "2", "--out", str(out), cwd=request.config.rootpath)
+    assert result.returncode == 0, result.stderr
+    names = {path.name for path in out.iterdir()}
+    assert {"config.yaml", "metrics.csv", "metrics.jsonl", "checkpoint.pt", "checkpoint-000002.pt",
+            "checkpoint-000004.pt", "curve.png"} <= names
+    assert any(name.startswith("events.out.tfevents") for name in names)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in lines] == [1, 2, 3, 4]
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["finished"] is True
+
+
+def test_resume_gives_the_uninterrupted_result(tmp_path, request):
+    root = request.config.rootpath
+    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
+    flags = ["--env", "CartPole-v1", "--episodes", "12", "--chunk-episodes", "5", "--lr", "0.05",
+             "--iterations", "4", "--checkpoint-every", "2", "--backend", "local"]
+    assert train(*flags, "--out", str(straight), cwd=root).returncode == 0
+    # a run that died after iteration 3, its last checkpoint at iteration 2
+    shutil.copytree(straight, crashed)
+    shutil.copy(crashed / "checkpoint-000002.pt", crashed / "checkpoint.pt")
+    result = run_command("resume", str(crashed), cwd=root)
+    assert result.returncode == 0, result.stderr
+    for name in ("metrics.csv",):
+        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(crashed / name))]
+        expected = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(straight / name))]
+        assert rows == expected
+    final = torch.load(crashed / "checkpoint.pt", weights_only=True)
+    reference = torch.load(straight / "checkpoint.pt", weights_only=True)
+    for key, tensor in reference["policy"].items():
+        torch.testing.assert_close(final["policy"][key], tensor, rtol=0, atol=0)
+    assert final["optimizer"]["state"][0]["step"] == reference["optimizer"]["state"][0]["step"]
+
+
+def test_errors_a_user_can_act_on(tmp_path, request):
+    root = request.config.rootpath
+    out = tmp_path / "run"
+    assert train("--env", "envs.line:LineWalk", "--episodes", "4", "--iterations", "1", "--backend", "local",
+                 "--out", str(out), cwd=root).returncode == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    cases = [
+        (run_command("resume", str(out), cwd=root), "finished at iteration 1"),
+        (train("--episodes", "4", "--backend", "local", "--out", str(out), cwd=root), "already holds a run"),
+        (run_command("eval", str(tmp_path / "nowhere"), cwd=root), "no such directory"),
+        (run_command("resume", str(tmp_path), cwd=root), "has no checkpoint.pt"),
+    ]
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    cases.append((run_command("eval", str(tmp_path / "corrupt"), cwd=root), "is corrupt"))
+    for result, words in cases:
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], result.stderr
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before, "a failed command changed the run"

@@ -1,0 +1,603 @@
+"""Wall time to solve CartPole-v1: pgdist's recipe (with Ray, and without) against Stable-Baselines3 PPO.
+
+    .venv/bin/python benchmarks/time_to_solve.py                        # 5 seeds each, waits for a quiet machine
+    .venv/bin/python benchmarks/time_to_solve.py --seeds 0 --wait-load 0  # one seed, no waiting
+
+Needs Stable-Baselines3, a benchmark extra and not a dependency of pgdist:
+``.venv/bin/pip install -c constraints.txt stable-baselines3`` (constraints.txt keeps the CPU torch).
+
+"Solved" = a mean return >= 475 over 100 evaluation episodes with actions sampled from the
+policy (not its most probable action). Both kinds of run are evaluated by the same code,
+pgdist's own evaluator (``pgdist.evaluate.evaluate``: 100 episodes, sampled actions, seed
+12345, the recipe's 32 environment copies); an SB3 policy goes in through a small module that
+returns its action distribution as a torch Categorical.
+
+Each run is a separate process started by this script, so that process start-up (Python,
+imports, Ray's start) counts. Runs go seed by seed, the three kinds interleaved.
+
+(1) pgdist, Ray backend:   pgdist train --config configs/cartpole.yaml --seed S --out DIR
+(2) pgdist, local backend: the same with --backend local (one process, no Ray)
+    Training stops by itself when an iteration's mean return reaches stop_return (495),
+    then ``pgdist eval DIR --episodes 100`` runs as a second process. Time to solve = the
+    train process's whole wall time (start to exit: start-up, training, saving the
+    checkpoint, stopping Ray), if that evaluation's mean is >= 475; else the seed is
+    unsolved. The evaluation's own time is not counted (it is shown).
+(3) SB3 PPO with rl-baselines3-zoo's tuned CartPole-v1 hyperparameters
+    (hyperparams/ppo.yml in DLR-RM/rl-baselines3-zoo; the same at its commits 00128b5 and
+    22e3ff2, April 2026):
+        n_envs: 8, n_timesteps: 1e5, policy: MlpPolicy, n_steps: 32, batch_size: 256,
+        gae_lambda: 0.8, gamma: 0.98, n_epochs: 20, ent_coef: 0.0,
+        learning_rate: lin_0.001, clip_range: lin_0.2
+    ``lin_X`` is the zoo's linear schedule, X * progress_remaining, over the 1e5 steps;
+    environments as the zoo makes them (make_vec_env, DummyVecEnv, seed S), torch's default
+    thread count as in the zoo (it sets none). A callback evaluates the policy every 10,000
+    environment steps (and stops training as soon as a mean is >= 475). Time to solve = the
+    wall time from the process's start to that moment, every evaluation so far included
+    (pgdist's stop test costs nothing: it reads the training batch's own mean return). The
+    evaluations run on one torch thread (a few tenths of a second each); their total is
+    shown. After the timed part the process checks the solving policy with SB3's own
+    ``evaluate_policy`` (100 episodes, deterministic=False, another seed; not timed).
+
+Start-up = from the process's start to the first training step: Python and imports, the
+environment and the model, and for (1) Ray's start (pgdist's line "pgdist: CartPole-v1, N=..."
+is printed right before its first iteration; SB3's callback prints at on_training_start).
+Times are taken by this script as each line arrives from the child's unbuffered output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = "configs/cartpole.yaml"
+ENV = "CartPole-v1"
+SOLVED = 475.0
+EVAL_EPISODES = 100
+EVAL_SEED = 12345  # pgdist eval's default seed; the SB3 evaluations use it too
+CHECK_SEED = 777  # SB3's evaluate_policy check after solving (not timed)
+MARK = "@@time_to_solve "  # the SB3 child's event lines
+
+# rl-baselines3-zoo, hyperparams/ppo.yml, CartPole-v1 (see the docstring).
+ZOO_PPO_CARTPOLE = dict(
+    n_envs=8,
+    n_timesteps=100_000,
+    policy="MlpPolicy",
+    n_steps=32,
+    batch_size=256,
+    gae_lambda=0.8,
+    gamma=0.98,
+    n_epochs=20,
+    ent_coef=0.0,
+    learning_rate="lin_0.001",
+    clip_range="lin_0.2",
+)
+
+KINDS = {
+    "ray": "pgdist, Ray backend",
+    "local": "pgdist, --backend local",
+    "sb3": "SB3 PPO (zoo hyperparameters)",
+}
+
+
+# ----------------------------------------------------------------------------- the SB3 child
+
+
+class LinearSchedule:
+    """The zoo's ``lin_X``: X * progress_remaining (1 at the start of learn(), 0 at its end)."""
+
+    def __init__(self, initial: float):
+        self.initial = initial
+
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.initial
+
+
+def emit(event: str, **values) -> None:
+    print(MARK + json.dumps({"event": event, **values}), flush=True)
+
+
+def sb3_child(seed: int, eval_every: int) -> int:
+    """Train PPO with the zoo's CartPole-v1 hyperparameters until an evaluation mean is >= 475."""
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import DummyVecEnv
+    from torch.distributions import Categorical
+
+    from pgdist.config import Config, read_yaml
+    from pgdist.evaluate import evaluate
+
+    recipe = Config(**read_yaml(ROOT / CONFIG))  # for the evaluator's width, as pgdist eval uses it
+
+    class SB3Policy(torch.nn.Module):
+        """An SB3 ActorCriticPolicy as pgdist's evaluator takes a policy: states -> Categorical."""
+
+        def __init__(self, policy):
+            super().__init__()
+            self.policy = policy
+
+        def forward(self, states: torch.Tensor) -> Categorical:
+            logits = self.policy.get_distribution(states).distribution.logits
+            return Categorical(logits=logits, validate_args=False)
+
+    def evaluate_sb3(model) -> tuple[np.ndarray, float]:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny batches: one thread is several times faster when CPUs are shared
+        start = time.perf_counter()
+        try:
+            returns = evaluate(recipe, SB3Policy(model.policy), EVAL_EPISODES, greedy=False, seed=EVAL_SEED)
+        finally:
+            torch.set_num_threads(threads)
+        return returns, time.perf_counter() - start
+
+    class SolveCallback(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.next_eval = eval_every
+            self.eval_seconds = 0.0
+            self.evaluations = 0
+
+        def _on_training_start(self) -> None:
+            emit("start", steps=self.num_timesteps, torch_threads=torch.get_num_threads())
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps < self.next_eval:
+                return True
+            self.next_eval += eval_every
+            returns, seconds = evaluate_sb3(self.model)
+            self.eval_seconds += seconds
+            self.evaluations += 1
+            mean = float(returns.mean())
+            emit("eval", steps=self.num_timesteps, mean=mean, sd=float(returns.std()), seconds=seconds)
+            if mean >= SOLVED:
+                emit("solved", steps=self.num_timesteps, mean=mean, sd=float(returns.std()),
+                     eval_seconds=self.eval_seconds, evaluations=self.evaluations)
+                return False
+            return True
+
+    hp = ZOO_PPO_CARTPOLE
+    env = make_vec_env(ENV, n_envs=hp["n_envs"], seed=seed, vec_env_cls=DummyVecEnv)
+    model = PPO(
+        hp["policy"],
+        env,
+        n_steps=hp["n_steps"],
+        batch_size=hp["batch_size"],
+        gae_lambda=hp["gae_lambda"],
+        gamma=hp["gamma"],
+        n_epochs=hp["n_epochs"],
+        ent_coef=hp["ent_coef"],
+        learning_rate=LinearSchedule(float(hp["learning_rate"].removeprefix("lin_"))),
+        clip_range=LinearSchedule(float(hp["clip_range"].removeprefix("lin_"))),
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    callback = SolveCallback()
+    model.learn(total_timesteps=hp["n_timesteps"], callback=callback)
+    emit("stopped", steps=model.num_timesteps, eval_seconds=callback.eval_seconds, evaluations=callback.evaluations)
+    # Not timed: SB3's own evaluation of the final policy, sampled actions, another seed.
+    check_env = make_vec_env(ENV, n_envs=10, seed=CHECK_SEED, vec_env_cls=DummyVecEnv)
+    rewards, _ = evaluate_policy(model, check_env, n_eval_episodes=EVAL_EPISODES, deterministic=False,
+                                 return_episode_rewards=True)
+    emit("check", mean=float(np.mean(rewards)), sd=float(np.std(rewards)))
+    return 0
+
+
+# ----------------------------------------------------------------------------- running children
+
+
+@dataclass
+class Child:
+    """A child process's output lines, each with the time (since its launch) it arrived."""
+
+    returncode: int | None
+    seconds: float  # launch to exit
+    lines: list[tuple[float, str]]
+    timed_out: bool = False
+
+    def first(self, pattern: str) -> tuple[float, re.Match] | None:
+        regex = re.compile(pattern)
+        for at, line in self.lines:
+            match = regex.search(line)
+            if match:
+                return at, match
+        return None
+
+    def events(self) -> list[tuple[float, dict]]:
+        return [(at, json.loads(line[len(MARK):])) for at, line in self.lines if line.startswith(MARK)]
+
+    def tail(self, n: int = 15) -> str:
+        return "\n".join(line for _, line in self.lines[-n:])
+
+
+def run_child(command: list[str], log: Path, timeout: float) -> Child:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    lines: list[tuple[float, str]] = []
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, text=True, bufsize=1)
+
+    def read() -> None:
+        with open(log, "w") as file:
+            for line in process.stdout:
+                lines.append((time.perf_counter() - start, line.rstrip("\n")))
+                file.write(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        process.kill()
+        process.wait()
+    seconds = time.perf_counter() - start
+    reader.join(timeout=10)  # a grandchild that kept the pipe open must not hold us
+    return Child(process.returncode, seconds, list(lines), timed_out)
+
+
+@dataclass
+class Result:
+    kind: str
+    seed: int
+    solved: bool = False
+    time_to_solve: float = math.nan  # the time that counts, solved or not (see `solved`)
+    startup: float = math.nan
+    training: float = math.nan  # first training step to the stop (SB3: evaluations included)
+    after: float = math.nan  # pgdist: stop line to process exit (checkpoint, Ray's stop)
+    updates: int | None = None
+    env_steps: int | None = None
+    eval_mean: float = math.nan
+    eval_sd: float = math.nan
+    eval_seconds: float = math.nan  # pgdist: the eval process; SB3: its evaluations (inside the time)
+    evaluations: int | None = None
+    check_mean: float = math.nan  # SB3's evaluate_policy, not timed
+    load: float = math.nan  # 1-minute load average just before the launch
+    notes: list[str] = field(default_factory=list)
+
+
+def pgdist_command() -> list[str]:
+    script = Path(sys.executable).parent / "pgdist"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pgdist.cli"]
+
+
+def run_pgdist(kind: str, seed: int, folder: Path, timeout: float) -> Result:
+    result = Result(kind, seed, load=os.getloadavg()[0])
+    out = folder / "run"
+    command = pgdist_command() + ["train", "--config", CONFIG, "--seed", str(seed), "--out", str(out)]
+    if kind == "local":
+        command += ["--backend", "local"]
+    train = run_child(command, folder / "train.log", timeout)
+    result.time_to_solve = train.seconds
+    started = train.first(r"^pgdist: \S+, N=\d+, \d+ worker")
+    stopped = train.first(r"^pgdist: mean return \S+ >= stop_return") or train.first(r"^pgdist: saved ")
+    if started:
+        result.startup = started[0]
+    if started and stopped:
+        result.training = stopped[0] - started[0]
+        result.after = train.seconds - stopped[0]
+    if not train.first(r"^pgdist: mean return \S+ >= stop_return"):
+        result.notes.append("stop_return not reached")
+    metrics = out / "metrics.csv"
+    if metrics.exists():
+        with open(metrics) as file:
+            rows = list(csv.DictReader(file))
+        result.updates = len(rows)
+        result.env_steps = sum(int(row["steps"]) for row in rows)
+    if train.returncode != 0:
+        result.notes.append("train timed out" if train.timed_out else f"train exited {train.returncode}")
+        print(f"  {kind} seed {seed}: train failed; its last lines:\n{train.tail()}", file=sys.stderr)
+        return result
+    evaluation = run_child(pgdist_command() + ["eval", str(out), "--episodes", str(EVAL_EPISODES)],
+                           folder / "eval.log", timeout)
+    result.eval_seconds = evaluation.seconds
+    found = evaluation.first(r"^mean return (\S+) ± (\S+) over (\d+) episodes \(sampled actions\)")
+    if evaluation.returncode != 0 or not found:
+        result.notes.append(f"eval failed (exit {evaluation.returncode})")
+        print(f"  {kind} seed {seed}: eval failed; its last lines:\n{evaluation.tail()}", file=sys.stderr)
+        return result
+    match = found[1]
+    result.eval_mean, result.eval_sd = float(match[1]), float(match[2])
+    result.solved = result.eval_mean >= SOLVED
+    return result
+
+
+def run_sb3(seed: int, folder: Path, timeout: float, eval_every: int) -> Result:
+    result = Result("sb3", seed, load=os.getloadavg()[0])
+    command = [sys.executable, str(Path(__file__).resolve()), "--sb3-child", str(seed), "--eval-every", str(eval_every)]
+    child = run_child(command, folder / "train.log", timeout)
+    events = child.events()
+    for at, event in events:
+        name = event["event"]
+        if name == "start":
+            result.startup = at
+        elif name == "eval":
+            result.eval_mean, result.eval_sd = event["mean"], event["sd"]
+        elif name in ("solved", "stopped"):
+            if name == "solved":
+                result.solved = True
+                result.time_to_solve = at
+                result.training = at - result.startup
+            if not result.solved:  # trained to the end of its 1e5 steps: its whole time
+                result.time_to_solve = at
+                result.training = at - result.startup
+            result.env_steps = event["steps"] if result.env_steps is None else result.env_steps
+            result.eval_seconds = event["eval_seconds"]
+            result.evaluations = event["evaluations"]
+        elif name == "check":
+            result.check_mean = event["mean"]
+    if result.env_steps is not None:
+        hp = ZOO_PPO_CARTPOLE
+        result.updates = math.ceil(result.env_steps / (hp["n_envs"] * hp["n_steps"]))
+    if child.returncode != 0:
+        result.notes.append("timed out" if child.timed_out else f"exited {child.returncode}")
+        print(f"  sb3 seed {seed}: the child failed; its last lines:\n{child.tail()}", file=sys.stderr)
+    if not result.solved:
+        result.notes.append(f"no evaluation >= {SOLVED:g} in {ZOO_PPO_CARTPOLE['n_timesteps']} steps")
+    return result
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def format_load() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def print_machine() -> None:
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    rows = [
+        ("CPU", cpu_model()),
+        ("cores", f"{cores} ({usable} usable by this process)"),
+        ("OS", platform.platform()),
+        ("python", platform.python_version()),
+        ("torch", version("torch")),
+        ("ray", version("ray")),
+        ("gymnasium", version("gymnasium")),
+        ("stable-baselines3", version("stable-baselines3")),
+        ("numpy", version("numpy")),
+        ("pgdist", f"{version('pgdist')}, commit {git_commit()}"),
+    ]
+    table(["machine", ""], [list(row) for row in rows])
+
+
+def wait_for_load(threshold: float, max_wait: float, poll: float) -> str:
+    """Wait until the 1-minute load average is below ``threshold``; say how it went."""
+    start = time.monotonic()
+    first = os.getloadavg()[0]
+    while True:
+        load = os.getloadavg()[0]
+        waited = time.monotonic() - start
+        if load < threshold:
+            if waited < 1:
+                return f"the 1-minute load average was {load:.2f} (< {threshold:g}) at the start: no wait"
+            return (f"waited {waited:.0f} s for the 1-minute load average to drop below {threshold:g} "
+                    f"({first:.2f} -> {load:.2f})")
+        if waited >= max_wait:
+            return (f"**the 1-minute load average never dropped below {threshold:g} in {max_wait / 60:.0f} min** "
+                    f"({first:.2f} -> {load:.2f}): other work shared the CPUs, timings may be inflated")
+        print(f"  load average {load:.2f} >= {threshold:g}; waiting ({waited:.0f} s so far)", file=sys.stderr, flush=True)
+        time.sleep(poll)
+
+
+def table(headers: list[str], rows: list[list]) -> None:
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "|".join("---:" if i else "---" for i in range(len(headers))) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+def number(value, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "unsolved"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def solve_times(results: list[Result]) -> list[float]:
+    """Each seed's time to solve, an unsolved seed as infinity (slower than any solved one)."""
+    return [r.time_to_solve if r.solved else math.inf for r in results]
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "–"
+    return " / ".join(number(v, digits) for v in (min(values), statistics.median(values), max(values)))
+
+
+def median(values: list[float]) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return statistics.median(values) if values else math.nan
+
+
+def print_results(results: list[Result], seeds: list[int]) -> None:
+    kinds = [kind for kind in KINDS if any(r.kind == kind for r in results)]
+    by_kind = {kind: [r for r in results if r.kind == kind] for kind in kinds}
+    print(f"## Time to solve {ENV}: seconds from process start, min / median / max over seeds {format_seeds(seeds)}")
+    print()
+    rows = []
+    for kind in kinds:
+        rs = by_kind[kind]
+        rows.append([
+            KINDS[kind],
+            f"{sum(r.solved for r in rs)}/{len(rs)}",
+            spread(solve_times(rs)),
+            spread([r.startup for r in rs], 2),
+            spread([t - r.startup if r.solved else math.inf for t, r in zip(solve_times(rs), rs)]),
+            number(median([float(r.env_steps) for r in rs if r.env_steps is not None])),
+            spread([r.eval_mean for r in rs]),
+        ])
+    table(["run", "solved", "time to solve (s)", "start-up (s)", "time to solve − start-up (s)",
+           "env steps (median)", "eval mean (100 ep., sampled)"], rows)
+    print()
+    print("An unsolved seed counts as slower than every solved one (shown as 'unsolved').")
+    print()
+    sb3 = by_kind.get("sb3")
+    if sb3:
+        sb3_median = statistics.median(solve_times(sb3))
+        for kind in ("ray", "local"):
+            if kind in by_kind:
+                ratio = statistics.median(solve_times(by_kind[kind])) / sb3_median
+                print(f"- {KINDS[kind]} median / SB3 median: **{number(ratio, 2)}**")
+        print()
+    print("### Per seed")
+    print()
+    rows = []
+    for kind in kinds:
+        for r in by_kind[kind]:
+            if kind == "sb3":
+                evals = f"{number(r.eval_seconds, 2)} ({r.evaluations} evals, inside)" if r.evaluations else "–"
+                after = "–"
+                check = number(r.check_mean)
+            else:
+                evals = f"{number(r.eval_seconds, 2)} (separate)"
+                after = number(r.after, 2)
+                check = "–"
+            rows.append([
+                KINDS[kind], r.seed, "yes" if r.solved else "**no**",
+                f"{number(r.eval_mean)} ± {number(r.eval_sd)}", number(r.time_to_solve, 2), number(r.startup, 2),
+                number(r.training, 2), after, number(r.updates), number(r.env_steps), evals, check,
+                number(r.load, 2), "; ".join(r.notes) or "",
+            ])
+    table(["run", "seed", "solved", "eval mean ± sd", "time (s)", "start-up (s)", "training (s)",
+           "exit after stop (s)", "updates", "env steps", "evaluation time (s)", "SB3 evaluate_policy check",
+           "load1 at launch", "notes"], rows)
+    print()
+    print("time = launch to exit for pgdist (counted only if solved), launch to the solving evaluation's end for SB3; "
+          "training = first training step to the stop (SB3: its evaluations included); exit after stop = saving "
+          "the checkpoint and stopping Ray/the workers; updates = pgdist iterations (64 episodes each) or PPO "
+          "rollouts of 8x32 steps (20 epochs each); env steps = steps of the episodes trained on; "
+          "load1 = 1-minute load average before the launch (it includes this benchmark's previous run).")
+
+
+def format_seeds(seeds: list[int]) -> str:
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
+    parser.add_argument("--runs", choices=list(KINDS), nargs="+", default=list(KINDS),
+                        help="which runs (default: all three)")
+    parser.add_argument("--eval-every", type=int, default=10_000, help="SB3: environment steps between evaluations")
+    parser.add_argument("--wait-load", type=float, default=0.8, metavar="LOAD",
+                        help="first wait until the 1-minute load average is below LOAD (0: do not wait; default 0.8)")
+    parser.add_argument("--max-wait", type=float, default=900, help="give up waiting after this many seconds (900)")
+    parser.add_argument("--poll", type=float, default=30, help="seconds between load checks (30)")
+    parser.add_argument("--timeout", type=float, default=1200, help="seconds before a run is killed (1200)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for the runs and logs (default: runs/time_to_solve/<time>)")
+    parser.add_argument("--sb3-child", type=int, default=None, metavar="SEED", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.sb3_child is not None:
+        return sb3_child(args.sb3_child, args.eval_every)
+    if "sb3" in args.runs and version("stable-baselines3") == "not installed":
+        print("stable-baselines3 is not installed: .venv/bin/pip install -c constraints.txt stable-baselines3",
+              file=sys.stderr)
+        return 2
+    out = args.out or ROOT / "runs" / "time_to_solve" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+
+    load_note = wait_for_load(args.wait_load, args.max_wait, args.poll) if args.wait_load > 0 else (
+        "no wait for a quiet machine (--wait-load 0)")
+    print(f"# Time to solve {ENV} (eval mean >= {SOLVED:g} over {EVAL_EPISODES} episodes, sampled actions)")
+    print()
+    print_machine()
+    print()
+    print(f"- load average (1 / 5 / 15 min) at the start: {format_load()}; {load_note}")
+    print(f"- seeds {format_seeds(args.seeds)}; each run a separate process; runs and logs in {out}")
+    print(f"- pgdist: `pgdist train --config {CONFIG} --seed S --out DIR [--backend local]` "
+          f"(stops itself at an iteration mean >= stop_return), then `pgdist eval DIR --episodes {EVAL_EPISODES}` "
+          "(not timed)")
+    hp = ", ".join(f"{k} {v}" for k, v in ZOO_PPO_CARTPOLE.items())
+    print(f"- SB3 PPO, rl-baselines3-zoo hyperparams/ppo.yml CartPole-v1: {hp}; evaluated every "
+          f"{args.eval_every} env steps with pgdist's evaluator ({EVAL_EPISODES} episodes, sampled actions, "
+          f"seed {EVAL_SEED}), stopping at the first mean >= {SOLVED:g}: evaluation time counted in")
+    print(flush=True)
+
+    began = time.perf_counter()
+    results: list[Result] = []
+    for seed in args.seeds:
+        for kind in args.runs:
+            folder = out / f"{kind}-seed{seed}"
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            if kind == "sb3":
+                result = run_sb3(seed, folder, args.timeout, args.eval_every)
+            else:
+                result = run_pgdist(kind, seed, folder, args.timeout)
+            results.append(result)
+            print(f"  {KINDS[kind]}, seed {seed}: {'solved' if result.solved else 'NOT solved'} in "
+                  f"{result.time_to_solve:.2f} s (start-up {result.startup:.2f} s), eval mean {result.eval_mean:.1f}",
+                  file=sys.stderr, flush=True)
+
+    print_results(results, args.seeds)
+    print()
+    print(f"- load average (1 / 5 / 15 min) at the end: {format_load()}; the benchmark took "
+          f"{(time.perf_counter() - began) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,6 +17,10 @@ from pgdist.config import Config
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
 
+class ClusterError(ConnectionError):
+    """A Ray cluster that cannot be reached or joined; the message says what to check."""
+
+
 class LocalBackend:
     """One rollout worker in the driver's process."""
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from pgdist.config import Config, ConfigError, coerce, fields, read_yaml
+from pgdist.backends import ClusterError
 from pgdist.runs import RunError
 
 
@@ -19,13 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except (ConfigError, RunError) as error:
+    except (ConfigError, RunError, ClusterError) as error:
+        if args.debug:
+            raise
         print(f"pgdist: error: {error}", file=sys.stderr)
         return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgdist", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     train_parser = commands.add_parser(
         "train", help="train a policy", description="Train a policy with REINFORCE (Eq. 23) over Ray workers."
@@ -57,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                              help="take the most probable action (the mean, for continuous actions) instead of sampling")
     eval_parser.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
     eval_parser.set_defaults(command=evaluate_run)
+    info_parser = commands.add_parser(
+        "info", help="versions, environments, and a cluster's nodes",
+        description="Print versions, the environments pgdist can find, and (with --address) a Ray cluster's nodes.",
+    )
+    info_parser.add_argument("--address", default=None, help="a Ray cluster (HOST:PORT) to list the nodes and CPUs of")
+    info_parser.set_defaults(command=info)
     return parser
 
 
@@ -175,6 +185,45 @@ def plot(args: argparse.Namespace) -> int:
     out = args.out or args.runs[0] / "curve.png"
     print(f"pgdist: wrote {plot_runs(args.runs, out)}")
     return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    import importlib.metadata
+    import platform
+
+    import gymnasium
+
+    for package in ("pgdist", "torch", "ray", "gymnasium", "numpy"):
+        print(f"{package:<10} {importlib.metadata.version(package)}")
+    print(f"{'python':<10} {platform.python_version()}")
+    classic = [name for name in gymnasium.registry if "/" not in name and ":" not in name]
+    print(f"gymnasium environments: {len(gymnasium.registry)} registered, e.g. {', '.join(sorted(classic)[:6])}")
+    local = sorted(_protocol_envs(Path("envs")))
+    print(f"tutorial-protocol environments in ./envs: {', '.join(local) if local else 'none'}")
+    if args.address:
+        from pgdist.ray_backend import cluster_nodes
+
+        nodes = cluster_nodes(args.address)
+        print(f"Ray cluster at {args.address}: {len(nodes)} node(s), {sum(cpus for _, cpus in nodes):g} CPUs")
+        for address, cpus in nodes:
+            print(f"  {address}  {cpus:g} CPUs")
+    return 0
+
+
+def _protocol_envs(folder: Path):
+    """``module:Class`` names of the classes in a folder's modules that declare their actions."""
+    import importlib
+    import inspect
+
+    for path in sorted(folder.glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        module = importlib.import_module(f"{folder.name}.{path.stem}")
+        for name, value in vars(module).items():
+            if inspect.isclass(value) and value.__module__ == module.__name__ and (
+                hasattr(value, "n_actions") or hasattr(value, "action_space")
+            ):
+                yield f"{module.__name__}:{name}"
 
 
 def progress_line(metrics: dict) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from ray._private import ray_constants
 
 from pgdist.config import Config
 from pgdist.envs import import_root
-from pgdist.backends import one_torch_thread
+from pgdist.backends import ClusterError, one_torch_thread
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
 IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the driver
@@ -140,8 +141,40 @@ def start_ray(address: str | None, runtime_env: dict | None = None) -> bool:
         with _loopback_only():
             ray.init(**options)
     else:
-        ray.init(address=address, **options)
+        if address and address != "auto" and "://" not in address:
+            _check_reachable(address)
+        try:
+            ray.init(address=address, **options)
+        except ConnectionError as error:
+            hint = ""
+            if os.environ.get("RAY_AUTH_MODE") != "token":
+                hint = "; a cluster started with token authentication also needs RAY_AUTH_MODE=token and its token"
+            raise ClusterError(f"could not join the Ray cluster at {address or os.environ['RAY_ADDRESS']}{hint}") from error
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not after Ray's long retries, when nothing listens at ``address``."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--address {address!r} is not HOST:PORT (for example 10.0.0.1:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise ClusterError(
+            f"cannot reach a Ray cluster at {address} ({error.strerror or error}); start one there with "
+            "'ray start --head --port=6379', or check --address"
+        ) from None
+
+
+def cluster_nodes(address: str) -> list[tuple[str, float]]:
+    """(address, CPUs) of each live node of the cluster at ``address``."""
+    started = start_ray(address)
+    try:
+        return [(node["NodeManagerAddress"], node["Resources"].get("CPU", 0.0)) for node in ray.nodes() if node["Alive"]]
+    finally:
+        if started:
+            ray.shutdown()
 
 
 @contextmanager

@@ -59,7 +59,7 @@ class Run:
     @classmethod
     def create(cls, folder: Path, config: Config, checkpoint_every: int = 10) -> Run:
         folder = Path(folder)
-        if (folder / "checkpoint.pt").exists() or (folder / "metrics.csv").exists():
+        if (folder / "checkpoint.pt").exists() or ((folder / "metrics.csv").exists() and read_metrics(folder)):
             raise RunError(
                 f"{folder} already holds a run; continue it with 'pgdist resume {folder}' or choose another --out"
             )

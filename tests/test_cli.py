@@ -156,3 +156,17 @@ def test_errors_a_user_can_act_on(tmp_path, request):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], result.stderr
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before, "a failed command changed the run"
+
+
+def test_an_unreachable_address_fails_fast_with_one_line(tmp_path):
+    result = train("--address", "127.0.0.1:1", "--iterations", "1", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot reach a Ray cluster at 127.0.0.1:1" in line and "--address" in line
+
+
+def test_info_lists_versions_and_the_environments_here(request):
+    result = run_command("info", cwd=request.config.rootpath)
+    assert result.returncode == 0, result.stderr
+    assert "ray" in result.stdout and "torch" in result.stdout
+    assert "envs.line:LineWalk" in result.stdout and "envs.mdp:ChainMDP" in result.stdout

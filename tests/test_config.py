@@ -102,3 +102,10 @@ def test_yaml_numbers_in_either_notation(tmp_path):
     path.write_text("lr: 1e-2\ngamma: 1\nentropy: .5\n")
     config = Config.from_yaml(path)
     assert (config.lr, config.gamma, config.entropy) == (0.01, 1.0, 0.5)
+
+
+def test_the_configuration_reference_lists_every_field(request):
+    reference = (request.config.rootpath / "docs" / "configuration.md").read_text()
+    for field in dataclasses.fields(Config):
+        assert f"| `{field.name}` |" in reference, f"docs/configuration.md misses {field.name}"
+        assert field.metadata["help"].replace("|", "/") in reference, f"docs/configuration.md is stale on {field.name}"

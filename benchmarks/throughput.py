@@ -382,7 +382,9 @@ def measure(config: Config, iterations: int, min_seconds: float, label: str) -> 
     start_seconds = time.perf_counter() - start
     try:
         timed = TimedLearner(learner)
-        warmup = timed.step()
+        warmup = timed.step()  # on Ray, the driver runs chunks itself until the actors are up
+        if hasattr(learner.backend, "nodes"):
+            learner.backend.nodes()  # measure the steady state: every actor up
         measured = []
         began = time.perf_counter()
         while len(measured) < iterations or time.perf_counter() - began < min_seconds:

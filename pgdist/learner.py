@@ -78,6 +78,7 @@ class Learner:
         batch = self.sample()
         gradient = self.update(batch)
         n = batch.episodes
+        weight_mean = batch.weight_sum / batch.steps
         return {
             "iteration": self.version,
             "episodes": n,
@@ -89,6 +90,10 @@ class Learner:
             "discounted_return_mean": batch.discounted_return_sum / n,
             "length_mean": batch.steps / n,
             "gradient_norm": float(gradient.norm()),
+            "theta_version": batch.version,  # the theta the episodes were sampled with
+            # the estimator's weights A_t over the batch's steps (returns, baselined), see estimators.py
+            "weight_mean": weight_mean,
+            "weight_std": math.sqrt(max(batch.weight_square_sum / batch.steps - weight_mean**2, 0.0)),
         }
 
     def estimate_gradient(self) -> torch.Tensor:

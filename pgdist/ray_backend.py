@@ -76,9 +76,10 @@ class RayBackend:
 
         while queue or running:
             self._check_started()
-            for actor in self.ready:
-                while queue and [a for a, _ in running.values()].count(actor) < IN_FLIGHT:
-                    hand_out(actor)
+            for depth in range(IN_FLIGHT):  # round robin: every ready actor gets a chunk before any gets two
+                for actor in self.ready:
+                    if queue and [a for a, _ in running.values()].count(actor) <= depth:
+                        hand_out(actor)
             if not running:  # no actor is up yet: the driver runs a chunk meanwhile
                 with one_torch_thread():
                     result = self.driver.run(theta, version, queue.popleft())

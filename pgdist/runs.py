@@ -33,6 +33,9 @@ COLUMNS = (
     "discounted_return_mean",
     "length_mean",
     "gradient_norm",
+    "theta_version",
+    "weight_mean",
+    "weight_std",
 )
 CURVE_EVERY_SECONDS = 10.0
 

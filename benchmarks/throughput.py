@@ -382,7 +382,7 @@ def measure(config: Config, iterations: int, min_seconds: float, label: str) -> 
     start_seconds = time.perf_counter() - start
     try:
         timed = TimedLearner(learner)
-        warmup = timed.step()  # on Ray, the driver runs chunks itself until the actors are up
+        warmup = timed.step()  # on Ray, includes the actors' start-up
         if hasattr(learner.backend, "nodes"):
             learner.backend.nodes()  # measure the steady state: every actor up
         measured = []

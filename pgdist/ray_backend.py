@@ -21,7 +21,7 @@ from ray._private import ray_constants
 
 from pgdist.config import Config
 from pgdist.envs import import_root
-from pgdist.backends import ClusterError, one_torch_thread
+from pgdist.backends import ClusterError
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
 IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the driver
@@ -37,14 +37,6 @@ class RayRolloutWorker(RolloutWorker):
 
 
 class RayBackend:
-    """Rollout workers as Ray actors; the driver runs chunks itself until the first actor is up.
-
-    An actor takes a second or more to start (a new process imports torch). Chunks own
-    their randomness, so a chunk gives the same result wherever it runs: rather than
-    wait, the driver runs the first chunks with its own worker, and hands chunks to actors
-    as they come up.
-    """
-
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
         self.started_ray = start_ray(config.address, _runtime_env(config.env))
         try:
@@ -58,9 +50,6 @@ class RayBackend:
                 actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value)
                 for _ in range(self.workers)
             ]
-            self.starting = {actor.node.remote(): actor for actor in self.actors}  # answered once constructed
-            self.ready = []
-            self.driver = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
         except BaseException:
             self.close()
             raise
@@ -74,38 +63,22 @@ class RayBackend:
             chunk = queue.popleft()
             running[actor.run.remote(theta_ref, version, chunk)] = (actor, chunk)
 
-        while queue or running:
-            self._check_started()
-            for depth in range(IN_FLIGHT):  # round robin: every ready actor gets a chunk before any gets two
-                for actor in self.ready:
-                    if queue and [a for a, _ in running.values()].count(actor) <= depth:
-                        hand_out(actor)
-            if not running:  # no actor is up yet: the driver runs a chunk meanwhile
-                with one_torch_thread():
-                    result = self.driver.run(theta, version, queue.popleft())
-                yield result
-                continue
+        for actor in self.actors * IN_FLIGHT:  # round robin: every actor gets a chunk before any gets two
+            if queue:
+                hand_out(actor)
+        while running:
             [ready], _ = ray.wait(list(running), num_returns=1)
             actor, chunk = running.pop(ready)
             try:
-                yield ray.get(ready)
+                result = ray.get(ready)
             except ray.exceptions.RayActorError:
                 self._lose(actor)
                 queue.appendleft(chunk)
-
-    def _check_started(self) -> None:
-        """Move actors that have come up from ``starting`` to ``ready``, without waiting."""
-        if not self.starting:
-            return
-        done, _ = ray.wait(list(self.starting), num_returns=len(self.starting), timeout=0)
-        for ref in done:
-            actor = self.starting.pop(ref)
-            try:
-                ray.get(ref)
-            except ray.exceptions.RayActorError:
-                self._lose(actor)
+                actor = self._least_busy(running)
             else:
-                self.ready.append(actor)
+                yield result
+            if queue:
+                hand_out(actor)
 
     def nodes(self) -> list[str]:
         """The node each actor runs on."""
@@ -114,17 +87,20 @@ class RayBackend:
     def close(self) -> None:
         for actor in getattr(self, "actors", []):
             ray.kill(actor)
-        self.actors, self.ready, self.starting = [], [], {}
+        self.actors = []
         if self.started_ray:
             ray.shutdown()
             self.started_ray = False
 
     def _lose(self, actor) -> None:
-        for actors in (self.actors, self.ready):
-            if actor in actors:
-                actors.remove(actor)
+        if actor in self.actors:
+            self.actors.remove(actor)
         if not self.actors:
             raise RuntimeError("every rollout worker has died; see the Ray logs for why")
+
+    def _least_busy(self, running):
+        busy = [actor for actor, _ in running.values()]
+        return min(self.actors, key=busy.count)
 
 
 def start_ray(address: str | None, runtime_env: dict | None = None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pgdist.backends import one_torch_thread
 from pgdist.config import Config
 from pgdist.policy import parameters_to_vector
 from pgdist.worker import Chunk, RolloutWorker
@@ -14,6 +15,7 @@ def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: boo
     """Undiscounted returns of ``episodes`` episodes, actions sampled from pi or, if ``greedy``, its mode."""
     worker = RolloutWorker(config.env, policy, config.estimator, min(config.envs_per_chunk, episodes), greedy=greedy)
     worker.load(parameters_to_vector(policy).numpy(), version=0)
-    trajectories = worker.rollout(Chunk(index=0, start=0, episodes=episodes, seed=seed, batch=0))
+    with one_torch_thread():
+        trajectories = worker.rollout(Chunk(index=0, start=0, episodes=episodes, seed=seed, batch=0))
     returns = torch.zeros(episodes, dtype=torch.float64).index_add_(0, trajectories.episode, trajectories.rewards)
     return returns.numpy()

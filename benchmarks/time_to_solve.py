@@ -74,6 +74,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from throughput import cpu_model  # beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "configs/cartpole.yaml"
 ENV = "CartPole-v1"
@@ -486,17 +488,6 @@ def run_sb3(seed: int, folder: Path, timeout: float, eval_every: int, threads: i
 
 
 # ----------------------------------------------------------------------------- the report
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def version(package: str) -> str:

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import time
 import warnings
 
-import numpy as np
 import torch
 
 from pgdist.backends import make_backend

@@ -8,17 +8,17 @@
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 import time
 import warnings
 
 import torch
 
+from pgdist.adam import Adam
 from pgdist.backends import make_backend
 from pgdist.config import Config
 from pgdist.envs import env_spaces
 from pgdist.estimators import loss
-from pgdist.policy import make_policy, make_value_function, parameters_to_vector
+from pgdist.policy import make_policy, make_value_function, parameters_to_vector, vector_to_parameters
 from pgdist.worker import ChunkResult, make_chunks
 
 
@@ -40,19 +40,14 @@ class Learner:
             policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
         self.policy = policy
         self.value = None  # the learned baseline V(s), with baseline="value"
-        parameters = list(policy.parameters())
         if config.baseline == "value":
             self.value = make_value_function(spaces.observation_size, config.hidden, config.seed)
             self.value.to(next(policy.parameters()).dtype)
-            parameters += list(self.value.parameters())
+        theta = parameters_to_vector(self.policy, self.value)
+        self.optimizer = Adam(theta.numel(), config.lr, dtype=theta.dtype)
         self.version = 0  # theta's version: the number of Adam steps taken
         self.batches = 0  # sampling calls made; with the seed, it names every chunk's randomness
-        # torch's optimizers import torch._dynamo when first built (~1.5 s here): build this
-        # one while the backend starts Ray, which mostly waits on other processes.
-        with ThreadPoolExecutor(1) as pool:
-            optimizer = pool.submit(torch.optim.Adam, parameters, lr=config.lr)
-            self.backend = make_backend(config, policy, self.value)
-            self.optimizer = optimizer.result()
+        self.backend = make_backend(config, policy, self.value)
         chunks = math.ceil(config.episodes / config.chunk_episodes)
         if chunks < self.backend.workers:
             warnings.warn(
@@ -128,12 +123,15 @@ class Learner:
         if any, steps on the mean squared error of its predictions over the batch's steps.
         """
         gradient = loss(torch.as_tensor(self.config.estimator.combine(batch)), batch.episodes)
-        _set_gradients(self.policy, gradient)
+        theta_gradient = gradient
         if self.value is not None:
-            _set_gradients(self.value, torch.as_tensor(batch.value_gradient_sum / batch.steps))
-        self.optimizer.step()
+            theta_gradient = torch.cat([gradient, torch.as_tensor(batch.value_gradient_sum / batch.steps)])
+        theta = parameters_to_vector(self.policy, self.value)
+        self.optimizer.step(theta, theta_gradient)
+        vector_to_parameters(theta, self.policy, self.value)
         self.version += 1
         return gradient
+
     def state_dict(self) -> dict:
         return {
             "policy": self.policy.state_dict(),
@@ -152,9 +150,3 @@ class Learner:
         self.version = state["version"]
         self.batches = state["batches"]
 
-
-def _set_gradients(module: torch.nn.Module, flat: torch.Tensor) -> None:
-    offset = 0
-    for p in module.parameters():
-        p.grad = flat[offset : offset + p.numel()].view_as(p).to(p.dtype).clone()
-        offset += p.numel()

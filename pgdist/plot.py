@@ -8,12 +8,10 @@ from pgdist.runs import read_metrics
 
 
 def plot_runs(folders: list[Path], out: Path) -> Path:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global state, so runs may draw from any thread
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure = Figure(figsize=(7, 4))
+    axis = figure.subplots()
     for folder in folders:
         rows = read_metrics(folder)
         iterations = [int(row["iteration"]) for row in rows]
@@ -30,5 +28,4 @@ def plot_runs(folders: list[Path], out: Path) -> Path:
     axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(out, dpi=100)
-    plt.close(figure)
     return out

@@ -160,12 +160,13 @@ def iterate(learner, run, state: dict | None) -> None:
         metrics = learner.step()
         run.record(metrics)
         progress.show(metrics)
-        stopped = config.stop_return is not None and metrics["return_mean"] >= config.stop_return
+        stopped = metrics["stopped"]
         finished = stopped or learner.version >= config.iterations
         run.save(learner, finished)
     progress.close()
     if stopped:
-        print(f"pgdist: mean return {metrics['return_mean']:.2f} >= stop_return {config.stop_return}")
+        print(f"pgdist: mean return {metrics['return_mean']:.2f} >= stop_return {config.stop_return}; "
+              f"kept the policy that reached it (theta version {learner.version})")
 
 
 class Progress:

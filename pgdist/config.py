@@ -52,7 +52,7 @@ class Config:
     )
     entropy: float = _field(0.0, "entropy bonus: beta in + beta (1/N) sum_t grad H(pi(.|s_t))")
     stop_return: float | None = _field(
-        None, "stop once an iteration's mean episode return reaches this (e.g. 475 for CartPole-v1)"
+        None, "stop once an iteration's mean episode return reaches this (e.g. 475 for CartPole-v1), keeping that iteration's policy"
     )
     workers: int | None = _field(
         None, "rollout workers (Ray actors); default: the number of CPUs Ray sees"

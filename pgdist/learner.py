@@ -67,14 +67,20 @@ class Learner:
         self.backend.close()
 
     def step(self) -> dict:
-        """One iteration: broadcast theta, gather N episodes, one Adam step on Eq. 23."""
+        """One iteration: broadcast theta, gather N episodes, one Adam step on Eq. 23.
+
+        A batch whose mean return reaches ``stop_return`` ends training (``metrics["stopped"]``)
+        without the step: theta stays the policy whose episodes reached it.
+        """
         start = time.perf_counter()
         batch = self.sample()
-        gradient = self.update(batch)
         n = batch.episodes
+        stop_return = self.config.stop_return
+        stopped = stop_return is not None and batch.return_sum / n >= stop_return
+        gradient = self.loss_gradient(batch) if stopped else self.update(batch)
         weight_mean = batch.weight_sum / batch.steps
         return {
-            "iteration": self.version,
+            "iteration": batch.version + 1,
             "episodes": n,
             "steps": batch.steps,
             "seconds": time.perf_counter() - start,
@@ -88,6 +94,7 @@ class Learner:
             # the estimator's weights A_t over the batch's steps (returns, baselined), see estimators.py
             "weight_mean": weight_mean,
             "weight_std": math.sqrt(max(batch.weight_square_sum / batch.steps - weight_mean**2, 0.0)),
+            "stopped": stopped,
         }
 
     def estimate_gradient(self) -> torch.Tensor:
@@ -122,7 +129,7 @@ class Learner:
         other than Eq. 23's combine more sums into the gradient sum first. The value function,
         if any, steps on the mean squared error of its predictions over the batch's steps.
         """
-        gradient = loss(torch.as_tensor(self.config.estimator.combine(batch)), batch.episodes)
+        gradient = self.loss_gradient(batch)
         theta_gradient = gradient
         if self.value is not None:
             theta_gradient = torch.cat([gradient, torch.as_tensor(batch.value_gradient_sum / batch.steps)])
@@ -131,6 +138,10 @@ class Learner:
         vector_to_parameters(theta, self.policy, self.value)
         self.version += 1
         return gradient
+
+    def loss_gradient(self, batch: ChunkResult) -> torch.Tensor:
+        """grad L of Eq. 23 (or of the configured estimator's loss) from the batch's sums, flat."""
+        return loss(torch.as_tensor(self.config.estimator.combine(batch)), batch.episodes)
 
     def state_dict(self) -> dict:
         return {

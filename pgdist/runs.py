@@ -36,6 +36,7 @@ COLUMNS = (
     "theta_version",
     "weight_mean",
     "weight_std",
+    "stopped",
 )
 CURVE_EVERY_SECONDS = 10.0
 

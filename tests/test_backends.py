@@ -116,3 +116,17 @@ def test_the_tutorials_policy_learns_the_line_walk(backend):
         returns = [learner.step()["return_mean"] for _ in range(100)]
     assert returns[0] < 12.5
     assert np.mean(returns[-5:]) > 15.0
+
+
+def test_a_batch_that_reaches_stop_return_is_the_last_and_keeps_its_theta(backend):
+    """The policy kept is the one whose episodes reached stop_return, not one stepped past it."""
+    config = Config(env="CartPole-v1", episodes=4, chunk_episodes=2, workers=2, backend=backend, lr=0.05)
+    with Learner(config) as learner:
+        assert not learner.step()["stopped"] and learner.version == 1
+    with Learner(Config(**{**config.to_dict(), "stop_return": 0.0})) as learner:  # every batch reaches 0
+        theta = parameters_to_vector(learner.policy).clone()
+        metrics = learner.step()
+        assert metrics["stopped"]
+        assert metrics["iteration"] == 1 and metrics["theta_version"] == 0 and learner.version == 0
+        assert torch.equal(parameters_to_vector(learner.policy), theta)
+        assert metrics["gradient_norm"] > 0

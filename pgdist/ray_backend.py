@@ -27,6 +27,10 @@ from pgdist.backends import ClusterError
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
 IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the driver
+# Right after starting its object store, the raylet connects to it and, if the store is not
+# listening yet, tries again after raylet_client_connect_timeout_milliseconds (1 s by default):
+# about every other local start here lost that second. Retry every 0.1 s, within the same 10 s.
+LOCAL_SYSTEM_CONFIG = {"raylet_client_connect_timeout_milliseconds": 100, "raylet_client_num_connect_attempts": 100}
 
 
 class RayRolloutWorker(RolloutWorker):
@@ -129,7 +133,7 @@ def start_ray(address: str | None, runtime_env: dict | None = None) -> bool:
     )
     if address is None and not os.environ.get("RAY_ADDRESS"):
         with _loopback_only(), _for_one_run():
-            ray.init(**options)
+            ray.init(**options, _system_config=LOCAL_SYSTEM_CONFIG)
     else:
         if address and address != "auto" and "://" not in address:
             _check_reachable(address)

@@ -55,7 +55,9 @@ class Config:
         None, "stop once an iteration's mean episode return reaches this (e.g. 475 for CartPole-v1), keeping that iteration's policy"
     )
     workers: int | None = _field(
-        None, "rollout workers (Ray actors); default: the number of CPUs Ray sees"
+        None,
+        "rollout workers; default: the number of CPUs Ray sees. Ray actors, except on a local "
+        "instance pgdist starts, where this process is one of them (workers - 1 actors)",
     )
     seed: int = _field(0, "seed of everything random: weights, environments, actions")
     address: str | None = _field(

@@ -23,7 +23,7 @@ from ray._private.node import Node
 
 from pgdist.config import Config
 from pgdist.envs import import_root
-from pgdist.backends import ClusterError
+from pgdist.backends import ClusterError, one_torch_thread
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
 IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the driver
@@ -43,6 +43,14 @@ class RayRolloutWorker(RolloutWorker):
 
 
 class RayBackend:
+    """Rollout workers as Ray actors.
+
+    On a local instance it started itself, the backend makes the learner's own process one
+    of the ``workers`` (it would otherwise wait on the actors): ``workers - 1`` actors, and
+    chunks run here until the actors are up. In a cluster (``address``) or in a Ray instance
+    the caller started, every worker is an actor.
+    """
+
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
         children = set(psutil.Process().children())
         self.started_ray = start_ray(config.address, _runtime_env(config.env))
@@ -50,14 +58,19 @@ class RayBackend:
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
             self.workers = config.workers or max(1, int(cpus))
+            self.local_worker = None
+            if self.local_instance and self.workers >= 2:
+                self.local_worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
             actor = ray.remote(RayRolloutWorker).options(
                 num_cpus=min(1.0, cpus / self.workers),
                 scheduling_strategy="SPREAD",
             )
             self.actors = [
                 actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value)
-                for _ in range(self.workers)
+                for _ in range(self.workers - (self.local_worker is not None))
             ]
+            # with a worker here, chunks go to an actor once it is up: it answers this call
+            self.starting = {actor.node.remote(): actor for actor in self.actors} if self.local_worker else {}
         except BaseException:
             self.close()
             raise
@@ -66,27 +79,44 @@ class RayBackend:
         theta_ref = ray.put(theta)
         queue = deque(chunks)
         running = {}  # object ref -> (actor, chunk)
+        for_here = 1 if self.local_worker else 0  # chunks the actors leave in the queue for this process
 
-        def hand_out(actor):
-            chunk = queue.popleft()
-            running[actor.run.remote(theta_ref, version, chunk)] = (actor, chunk)
+        def hand_out():  # keep each actor that is up IN_FLIGHT chunks deep, round robin
+            actors = self._up()
+            for _ in range(IN_FLIGHT):
+                for actor in actors:
+                    busy = sum(a == actor for a, _ in running.values())
+                    if len(queue) > for_here and busy < IN_FLIGHT:
+                        chunk = queue.popleft()
+                        running[actor.run.remote(theta_ref, version, chunk)] = (actor, chunk)
 
-        for actor in self.actors * IN_FLIGHT:  # round robin: every actor gets a chunk before any gets two
-            if queue:
-                hand_out(actor)
-        while running:
-            [ready], _ = ray.wait(list(running), num_returns=1)
-            actor, chunk = running.pop(ready)
-            try:
-                result = ray.get(ready)
-            except ray.exceptions.RayActorError:
-                self._lose(actor)
-                queue.appendleft(chunk)
-                actor = self._least_busy(running)
+        hand_out()
+        while queue or running:
+            if self.local_worker and queue:
+                with one_torch_thread():
+                    yield self.local_worker.run(theta, version, queue.popleft())
+                finished = ray.wait(list(running), num_returns=len(running), timeout=0)[0] if running else []
             else:
-                yield result
-            if queue:
-                hand_out(actor)
+                finished = ray.wait(list(running), num_returns=1)[0]
+            for ref in finished:
+                actor, chunk = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayActorError:
+                    self._lose(actor)
+                    queue.appendleft(chunk)  # it owns its randomness: the same episodes elsewhere
+                else:
+                    yield result
+            hand_out()
+
+    def _up(self) -> list:
+        """The actors that can take chunks: all of them, unless chunks can run here meanwhile."""
+        if self.starting:
+            done, _ = ray.wait(list(self.starting), num_returns=len(self.starting), timeout=0)
+            for ref in done:
+                del self.starting[ref]
+        starting = list(self.starting.values())
+        return [actor for actor in self.actors if actor not in starting]
 
     def nodes(self) -> list[str]:
         """The node each actor runs on."""
@@ -105,12 +135,8 @@ class RayBackend:
     def _lose(self, actor) -> None:
         if actor in self.actors:
             self.actors.remove(actor)
-        if not self.actors:
+        if not self.actors and self.local_worker is None:
             raise RuntimeError("every rollout worker has died; see the Ray logs for why")
-
-    def _least_busy(self, running):
-        busy = [actor for actor, _ in running.values()]
-        return min(self.actors, key=busy.count)
 
 
 def _children(process: psutil.Process) -> list[psutil.Process]:

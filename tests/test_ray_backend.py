@@ -68,12 +68,45 @@ def test_a_learner_that_starts_ray_stops_it_and_everything_it_started():
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def test_on_its_own_instance_the_learner_samples_too_and_gets_the_same_theta():
+    """workers=2 on a local instance pgdist starts: one actor and this process, which runs the
+    chunks while the actor starts; once it is up the actor takes its share. Same theta as one process."""
+    script = textwrap.dedent(
+        """
+        import ray, torch
+        from pgdist import Config, Learner
+        from pgdist.policy import parameters_to_vector
+        config = Config(env="CartPole-v1", episodes=40, chunk_episodes=5, envs_per_chunk=4, lr=0.02, workers=2, seed=3)
+        with Learner(config) as learner:
+            assert learner.backend.workers == 2 and len(learner.backend.actors) == 1, learner.backend.actors
+            assert learner.backend.local_worker is not None
+            learner.step()
+            learner.backend.nodes()  # the actor is up
+            runs = []
+            local_run = learner.backend.local_worker.run
+            learner.backend.local_worker.run = lambda *args: runs.append(1) or local_run(*args)
+            for _ in range(2):
+                learner.step()
+            assert 0 < len(runs) < 16, len(runs)  # of 2 x 8 chunks, some ran here and some on the actor
+            theta = parameters_to_vector(learner.policy)
+        with Learner(config.replace(backend="local")) as reference:
+            for _ in range(3):
+                reference.step()
+        torch.testing.assert_close(theta, parameters_to_vector(reference.policy), rtol=1e-5, atol=1e-7)
+        print("ok", len(runs))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("ok")
+
+
 def test_a_chunk_whose_worker_died_is_run_again_elsewhere(ray_instance):
     """The dead worker's chunk goes to another; it owns its randomness, so the result is unchanged."""
     config = Config(env="tests.dying_env:DyingLineWalk", episodes=12, chunk_episodes=2, workers=3, seed=4)
     with Learner(config) as learner:
         learner.step()
-        learner.backend.nodes()  # every actor is up, so that no chunk runs in the driver (this process)
+        learner.backend.nodes()  # every actor is up
         learner.step()  # every actor has made its environments
         with open(ARMED, "w"):
             pass

@@ -80,6 +80,11 @@ class Run:
                 f"{folder} finished at iteration {state['version']}; train on with "
                 f"'pgdist train --config {Path(folder) / 'config.yaml'} --iterations N --out NEW_RUN'"
             )
+        if not {"t", "m", "v"} <= set(state.get("optimizer") or {}):
+            raise RunError(
+                f"{folder}/checkpoint.pt holds no Adam state this pgdist can continue (an older pgdist "
+                "saved torch.optim's); 'pgdist eval' and 'pgdist plot' still read the run"
+            )
         _keep_rows_up_to(Path(folder), state["version"])
         return cls(folder, config, checkpoint_every, "a"), state
 

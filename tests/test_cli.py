@@ -153,6 +153,11 @@ def test_errors_a_user_can_act_on(tmp_path, request):
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     cases.append((run_command("eval", str(tmp_path / "corrupt"), cwd=root), "is corrupt"))
+    older = tmp_path / "older"  # a checkpoint with torch.optim's Adam state, as an older pgdist saved it
+    shutil.copytree(out, older)
+    state = torch.load(older / "checkpoint.pt", weights_only=True)
+    torch.save({**state, "finished": False, "optimizer": {"state": {}, "param_groups": []}}, older / "checkpoint.pt")
+    cases.append((run_command("resume", str(older), cwd=root), "no Adam state this pgdist can continue"))
     for result, words in cases:
         assert result.returncode == 2, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()

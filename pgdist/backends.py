@@ -31,9 +31,11 @@ class LocalBackend:
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
         for chunk in chunks:
-            with one_torch_thread():
-                result = self.worker.run(theta, version, chunk)
-            yield result
+            yield self.run(theta, version, chunk)
+
+    def run(self, theta: np.ndarray, version: int, chunk: Chunk) -> ChunkResult:
+        with one_torch_thread():
+            return self.worker.run(theta, version, chunk)
 
     def close(self) -> None:
         pass

@@ -17,5 +17,4 @@ def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: boo
     worker.load(parameters_to_vector(policy).numpy(), version=0)
     with one_torch_thread():
         trajectories = worker.rollout(Chunk(index=0, start=0, episodes=episodes, seed=seed, batch=0))
-    returns = torch.zeros(episodes, dtype=torch.float64).index_add_(0, trajectories.episode, trajectories.rewards)
-    return returns.numpy()
+    return trajectories.scores().numpy()

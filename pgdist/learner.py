@@ -75,8 +75,8 @@ class Learner:
         start = time.perf_counter()
         batch = self.sample()
         n = batch.episodes
-        stop_return = self.config.stop_return
-        stopped = stop_return is not None and batch.return_sum / n >= stop_return
+        return_mean = batch.return_sum / n
+        stopped = self.config.stop_return is not None and return_mean >= self.config.stop_return
         gradient = self.loss_gradient(batch) if stopped else self.update(batch)
         weight_mean = batch.weight_sum / batch.steps
         return {
@@ -84,7 +84,7 @@ class Learner:
             "episodes": n,
             "steps": batch.steps,
             "seconds": time.perf_counter() - start,
-            "return_mean": batch.return_sum / n,
+            "return_mean": return_mean,
             "return_min": batch.return_min,
             "return_max": batch.return_max,
             "discounted_return_mean": batch.discounted_return_sum / n,
@@ -160,4 +160,3 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = state["version"]
         self.batches = state["batches"]
-

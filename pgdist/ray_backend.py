@@ -23,7 +23,7 @@ from ray._private.node import Node
 
 from pgdist.config import Config
 from pgdist.envs import import_root
-from pgdist.backends import ClusterError, one_torch_thread
+from pgdist.backends import ClusterError, LocalBackend
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
 IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the driver
@@ -60,7 +60,7 @@ class RayBackend:
             self.workers = config.workers or max(1, int(cpus))
             self.local_worker = None
             if self.local_instance and self.workers >= 2:
-                self.local_worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
+                self.local_worker = LocalBackend(config, policy, value)
             actor = ray.remote(RayRolloutWorker).options(
                 num_cpus=min(1.0, cpus / self.workers),
                 scheduling_strategy="SPREAD",
@@ -93,8 +93,7 @@ class RayBackend:
         hand_out()
         while queue or running:
             if self.local_worker and queue:
-                with one_torch_thread():
-                    yield self.local_worker.run(theta, version, queue.popleft())
+                yield self.local_worker.run(theta, version, queue.popleft())
                 finished = ray.wait(list(running), num_returns=len(running), timeout=0)[0] if running else []
             else:
                 finished = ray.wait(list(running), num_returns=1)[0]

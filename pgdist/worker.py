@@ -54,6 +54,10 @@ class Episodes:
     episode: torch.Tensor
     count: int
 
+    def scores(self) -> torch.Tensor:
+        """Each episode's undiscounted return, the score users read."""
+        return torch.zeros(self.count, dtype=torch.float64).index_add_(0, self.episode, self.rewards)
+
 
 @dataclass
 class ChunkResult:
@@ -205,7 +209,7 @@ class RolloutWorker:
         if estimator.entropy:
             result["entropy_gradient_sum"] = _flat_gradient(distribution.entropy().sum(), parameters)
         returns = discounted_returns(episodes.rewards, episodes.timestep, episodes.episode, episodes.count, estimator.gamma)
-        scores = torch.zeros(episodes.count, dtype=torch.float64).index_add_(0, episodes.episode, episodes.rewards)
+        scores = episodes.scores()
         weights = weights.detach().to(torch.float64)
         return ChunkResult(
             version=self.version,

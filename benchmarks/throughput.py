@@ -411,7 +411,7 @@ def run_pgdist(args, chunk_episodes: int, envs_per_chunk: int) -> list[Row]:
             config = base.replace(episodes=n, backend="local", workers=1)
             rows.append(measure(config, args.iterations, args.min_seconds, "local"))
     if args.workers:
-        from pgdist.ray_backend import start_ray
+        from pgdist.ray_startup import start_ray
 
         import ray
 

@@ -2,7 +2,7 @@
 
 Both have the same verbs: ``sample(theta, version, chunks)`` and ``close()``. The local
 backend runs one worker in this process, with no Ray at all; ``pgdist.ray_backend``
-(the only module that imports ray) runs workers as Ray actors.
+runs workers as Ray actors (it and ``pgdist.ray_startup`` are the modules that import ray).
 """
 
 from __future__ import annotations
@@ -50,11 +50,3 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module | None = None):
-    if config.backend == "local":
-        return LocalBackend(config, policy, value)
-    from pgdist.ray_backend import RayBackend  # import ray only when it is used
-
-    return RayBackend(config, policy, value)

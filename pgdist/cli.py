@@ -226,7 +226,7 @@ def info(args: argparse.Namespace) -> int:
     local = sorted(_protocol_envs(Path("envs")))
     print(f"tutorial-protocol environments in ./envs: {', '.join(local) if local else 'none'}")
     if args.address:
-        from pgdist.ray_backend import cluster_nodes
+        from pgdist.ray_startup import cluster_nodes
 
         nodes = cluster_nodes(args.address)
         print(f"Ray cluster at {args.address}: {len(nodes)} node(s), {sum(cpus for _, cpus in nodes):g} CPUs")

@@ -8,13 +8,15 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 import warnings
 
 import torch
 
 from pgdist.adam import Adam
-from pgdist.backends import make_backend
+from pgdist.backends import LocalBackend
 from pgdist.config import Config
 from pgdist.envs import env_spaces
 from pgdist.estimators import loss
@@ -160,3 +162,19 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = state["version"]
         self.batches = state["batches"]
+
+
+def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module | None = None):
+    """The backend ``config.backend`` names: one worker here, or Ray actors (ray is imported only then).
+
+    A local Ray instance is to listen on loopback only, which Ray decides from
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is imported (pgdist/ray_startup.py): set it
+    before ray's first import, for a run that will start an instance of its own.
+    """
+    if config.backend == "local":
+        return LocalBackend(config, policy, value)
+    if config.address is None and not os.environ.get("RAY_ADDRESS") and "ray" not in sys.modules:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    from pgdist.ray_backend import RayBackend
+
+    return RayBackend(config, policy, value)

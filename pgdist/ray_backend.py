@@ -7,30 +7,21 @@ is handed to another, and gives the same episodes there (chunks own their random
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import psutil
 import ray
 import torch
-from ray._private import ray_constants
-from ray._private.node import Node
 
+from pgdist.backends import LocalBackend
 from pgdist.config import Config
 from pgdist.envs import import_root
-from pgdist.backends import ClusterError, LocalBackend
+from pgdist.ray_startup import start_ray
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
 IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the driver
-# Right after starting its object store, the raylet connects to it and, if the store is not
-# listening yet, tries again after raylet_client_connect_timeout_milliseconds (1 s by default):
-# about every other local start here lost that second. Retry every 0.1 s, within the same 10 s.
-LOCAL_SYSTEM_CONFIG = {"raylet_client_connect_timeout_milliseconds": 100, "raylet_client_num_connect_attempts": 100}
 
 
 class RayRolloutWorker(RolloutWorker):
@@ -54,12 +45,13 @@ class RayBackend:
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
         children = set(psutil.Process().children())
         self.started_ray = start_ray(config.address, _runtime_env(config.env))
-        self.local_instance = set(psutil.Process().children()) - children  # if it started one: its processes
+        # the processes of the local instance it started, if it did: close() waits for them
+        self.local_instance = set(psutil.Process().children()) - children if self.started_ray == "local" else set()
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
             self.workers = config.workers or max(1, int(cpus))
             self.local_worker = None
-            if self.local_instance and self.workers >= 2:
+            if self.started_ray == "local" and self.workers >= 2:
                 self.local_worker = LocalBackend(config, policy, value)
             actor = ray.remote(RayRolloutWorker).options(
                 num_cpus=min(1.0, cpus / self.workers),
@@ -129,7 +121,7 @@ class RayBackend:
             processes = [*self.local_instance, *(q for p in self.local_instance for q in _children(p))]
             ray.shutdown()
             psutil.wait_procs(processes, timeout=10)  # the actors' processes too: the raylet leaves them exiting
-            self.started_ray = False
+            self.started_ray = None
 
     def _lose(self, actor) -> None:
         if actor in self.actors:
@@ -143,106 +135,6 @@ def _children(process: psutil.Process) -> list[psutil.Process]:
         return process.children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-
-
-def start_ray(address: str | None, runtime_env: dict | None = None) -> bool:
-    """Connect to a cluster, or start a local instance listening on loopback only.
-
-    Returns whether this call started or joined Ray (and so must shut it down). Where
-    Ray was already initialised by the caller, its runtime_env is the caller's.
-    """
-    if ray.is_initialized():
-        return False
-    options = dict(
-        include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True, runtime_env=runtime_env
-    )
-    if address is None and not os.environ.get("RAY_ADDRESS"):
-        with _loopback_only(), _for_one_run():
-            ray.init(**options, _system_config=LOCAL_SYSTEM_CONFIG)
-    else:
-        if address and address != "auto" and "://" not in address:
-            _check_reachable(address)
-        try:
-            ray.init(address=address, **options)
-        except ConnectionError as error:
-            hint = ""
-            if os.environ.get("RAY_AUTH_MODE") != "token":
-                hint = "; a cluster started with token authentication also needs RAY_AUTH_MODE=token and its token"
-            raise ClusterError(f"could not join the Ray cluster at {address or os.environ['RAY_ADDRESS']}{hint}") from error
-    return True
-
-
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, not after Ray's long retries, when nothing listens at ``address``."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ClusterError(f"--address {address!r} is not HOST:PORT (for example 10.0.0.1:6379)")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as error:
-        raise ClusterError(
-            f"cannot reach a Ray cluster at {address} ({error.strerror or error}); start one there with "
-            "'ray start --head --port=6379', or check --address"
-        ) from None
-
-
-def cluster_nodes(address: str) -> list[tuple[str, float]]:
-    """(address, CPUs) of each live node of the cluster at ``address``."""
-    started = start_ray(address)
-    try:
-        return [(node["NodeManagerAddress"], node["Resources"].get("CPU", 0.0)) for node in ray.nodes() if node["Alive"]]
-    finally:
-        if started:
-            ray.shutdown()
-
-
-@contextmanager
-def _loopback_only():
-    """Keep a local Ray instance on 127.0.0.1 (RAY-NOTES.md).
-
-    On Linux Ray advertises and listens on the machine's network address. It picks
-    loopback only where ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, a setting it reads when
-    ray is imported: here, already. So this sets it for the processes ``ray.init``
-    starts and for the driver's constant, and restores both once Ray is up.
-    """
-    previous_env = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
-    previous_constant = ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = previous_constant
-        if previous_env is None:
-            del os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR]
-        else:
-            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = previous_env
-
-
-@contextmanager
-def _for_one_run():
-    """Start a local instance without the two processes that serve a long-lived cluster.
-
-    Even with ``include_dashboard=False``, ``ray.init`` starts an API server (left with
-    only its usage-statistics module) and waits for it before it starts the raylet, and
-    it starts the autoscaler's monitor, which on ``ray.shutdown`` reports to a GCS that
-    is already gone until Ray kills it after a one-second timeout. An instance that lives
-    for one pgdist run has no jobs submitted to it and never scales. Measured here
-    (2 cores): ray.init 2.9 -> 2.3 s, ray.shutdown 1.4 -> 0.2 s. Users who want Ray's
-    dashboard call ``ray.init()`` (or ``ray start --head``) themselves.
-    """
-    skipped = {name: getattr(Node, name) for name in ("start_api_server", "start_monitor") if hasattr(Node, name)}
-    for name in skipped:
-        setattr(Node, name, _not_started)
-    try:
-        yield
-    finally:
-        for name, method in skipped.items():
-            setattr(Node, name, method)
-
-
-def _not_started(self, **options) -> None:
-    pass
 
 
 def _runtime_env(env: str) -> dict | None:

@@ -11,7 +11,7 @@ BACKENDS = ["local", "ray"]
 
 @pytest.fixture(scope="session")
 def ray_instance():
-    from pgdist.ray_backend import start_ray
+    from pgdist.ray_startup import start_ray
     import ray
 
     started = start_ray(None)

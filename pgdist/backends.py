@@ -27,7 +27,10 @@ class LocalBackend:
     workers = 1
 
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
-        self.worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
+        self.worker = RolloutWorker(
+            config.env, policy, config.estimator, config.envs_per_chunk, value,
+            max_episode_steps=config.max_episode_steps,
+        )
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
         for chunk in chunks:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pgdist.config import Config, ConfigError, coerce, fields, read_yaml
 from pgdist.backends import ClusterError
+from pgdist.envs import EnvError
 from pgdist.runs import RunError
 
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except (ConfigError, RunError, ClusterError) as error:
+    except (ConfigError, RunError, ClusterError, EnvError) as error:
         if args.debug:
             raise
         print(f"pgdist: error: {error}", file=sys.stderr)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pgdist.envs import check_env_name
+from pgdist.envs import DEFAULT_MAX_EPISODE_STEPS, check_env_name
 from pgdist.estimators import BASELINES, RETURNS, Estimator
 
 
@@ -31,6 +31,13 @@ class Config:
         "CartPole-v1",
         "environment: a gymnasium id such as CartPole-v1, or 'module:Class' for a class in "
         "the tutorial's protocol (reset() -> state, step(action) -> (state, reward, done))",
+    )
+    max_episode_steps: int | None = _field(
+        None,
+        "steps after which an episode is cut (truncated); default: a gymnasium env's own time limit, "
+        f"else {DEFAULT_MAX_EPISODE_STEPS:,} (every tutorial-protocol env). A cut episode is an "
+        "episode of the capped MDP: the estimate stays exact and unbiased for it, and pgdist says "
+        "when it cuts",
     )
     episodes: int = _field(10, "N, the trajectories behind each gradient step (Eq. 19, 23)")
     lr: float = _field(1e-3, "Adam's learning rate (alpha in Eq. 4)")
@@ -81,8 +88,9 @@ class Config:
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
         _positive_int(self, "episodes", "iterations", "chunk_episodes", "envs_per_chunk")
-        if self.workers is not None:
-            _positive_int(self, "workers")
+        for name in ("workers", "max_episode_steps"):
+            if getattr(self, name) is not None:
+                _positive_int(self, name)
         if not 0.0 < self.gamma <= 1.0:
             _fail("gamma", self.gamma, "a discount factor in (0, 1]")
         if not self.lr > 0.0:

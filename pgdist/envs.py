@@ -13,6 +13,13 @@ one at the first reset of a chunk; later resets continue the environment's own s
 Workers step many copies in lockstep through ``make_vector_env``. Both kinds follow
 gymnasium's next-step autoreset: the step after an episode's last one resets that copy
 (its action is ignored, its reward is 0) and returns the new episode's first state.
+
+Every episode ends within ``max_episode_steps``: a gymnasium env's own TimeLimit by
+default, else pgdist's cap (``DEFAULT_MAX_EPISODE_STEPS``), which cuts the episode there
+(truncation). The estimate stays exact and unbiased for the capped MDP, whose episodes
+are the first ``max_episode_steps`` steps of the env's. An env that cannot be used
+(a space pgdist does not support, a package missing) or that misbehaves (raises, returns
+NaN, changes its observation's shape) raises ``EnvError``, one line saying what and where.
 """
 
 from __future__ import annotations
@@ -27,6 +34,21 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
+
+
+DEFAULT_MAX_EPISODE_STEPS = 10_000  # the cap of an env without a time limit of its own
+
+
+class EnvError(RuntimeError):
+    """An environment that cannot be used, or that raised or returned what no policy can learn from.
+
+    ``message`` is the one line to show; it survives a backend that wraps the error in its
+    own (Ray's RayTaskError prints the worker's whole traceback as its ``str``).
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -65,36 +87,108 @@ def check_env_name(name: str) -> None:
         raise ValueError("expected a gymnasium id or 'module:Class'")
     if load_env_class(name) is None:
         try:
-            gymnasium.spec(name)
+            gymnasium_spec(name)
         except gymnasium.error.Error as error:
             raise ValueError(f"gymnasium does not know it ({error})") from None
 
 
-def env_spaces(name: str) -> EnvSpaces:
-    env_class = load_env_class(name)
-    if env_class is None:
-        env = gymnasium.make(name)
+def gymnasium_spec(name: str) -> gymnasium.envs.registration.EnvSpec:
+    """gymnasium's spec of an id, importing the module of a ``"module:EnvId"`` first, as gymnasium.make does."""
+    module_name, colon, env_id = name.rpartition(":")
+    if colon:
         try:
-            if not isinstance(env.observation_space, spaces.Box):
-                raise ValueError(f"{name}: pgdist needs Box observations, not {env.observation_space}")
-            return EnvSpaces(int(np.prod(env.observation_space.shape)), env.action_space)
-        finally:
-            env.close()
-    state = env_class().reset()
-    return EnvSpaces(_as_array(state).size, _action_space(env_class))
+            importlib.import_module(module_name)
+        except ImportError as error:
+            raise ValueError(f"cannot import module {module_name!r} ({error})") from None
+    return gymnasium.spec(env_id)
 
 
-def make_env(name: str):
-    """One environment in the tutorial's protocol, its states torch tensors (for the reference loop)."""
-    env_class = load_env_class(name)
-    return TutorialEnv(env_class()) if env_class else TutorialEnv(GymnasiumEnv(name))
+def env_spaces(name: str) -> EnvSpaces:
+    """The spaces of ``name``'s env, or an EnvError saying what pgdist does not support or what to install.
 
-
-def make_vector_env(name: str, num_envs: int):
+    The learner calls this before it starts any worker, so a bad env fails in the driver.
+    """
     env_class = load_env_class(name)
     if env_class is not None:
-        return ProtocolVectorEnv(env_class, num_envs)
-    return GymnasiumVectorEnv(name, num_envs)
+        env = _created(name, env_class)
+        state = _called(name, "reset", env.reset)
+        return EnvSpaces(_as_array(state).size, _supported_actions(name, _action_space(env_class)))
+    env = _created(name, gymnasium.make, name)
+    try:
+        observations = env.observation_space
+        if not isinstance(observations, spaces.Box):
+            raise EnvError(
+                f"env {name}: pgdist does not support {type(observations).__name__} observations yet "
+                f"({observations}), only Box (arrays)"
+            )
+        return EnvSpaces(int(np.prod(observations.shape)), _supported_actions(name, env.action_space))
+    finally:
+        env.close()
+
+
+def _supported_actions(name: str, action_space: spaces.Space) -> spaces.Space:
+    """The action space if pgdist's policies can act in it (Discrete or Box), else an EnvError."""
+    if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
+        raise EnvError(
+            f"env {name}: pgdist does not support {type(action_space).__name__} actions yet "
+            f"({action_space}), only Discrete or Box"
+        )
+    return action_space
+
+
+def _created(name: str, make, *args):
+    """``make(*args)``, its failure an EnvError saying what to install where a package is missing."""
+    try:
+        return make(*args)
+    except (gymnasium.error.DependencyNotInstalled, ImportError) as error:
+        raise EnvError(f"env {name} needs a package that is not installed: {_one_line(error)}") from error
+    except Exception as error:
+        raise EnvError(f"env {name}: creating it raised {_described(error)}") from error
+
+
+def _called(name: str, what: str, method, *args, **kwargs):
+    try:
+        return method(*args, **kwargs)
+    except Exception as error:
+        raise EnvError(f"env {name}: {what} raised {_described(error)}") from error
+
+
+def _described(error: BaseException) -> str:
+    return f"{type(error).__name__}: {_one_line(error)}"
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def time_limit(name: str, max_episode_steps: int | None) -> tuple[int, bool]:
+    """The episode length cap in force for ``name``, and whether it is pgdist's (not the env's own).
+
+    A gymnasium env keeps its own TimeLimit unless ``max_episode_steps`` is given; an env
+    without one (every tutorial-protocol env) is cut at ``DEFAULT_MAX_EPISODE_STEPS``.
+    """
+    if max_episode_steps is not None:
+        return max_episode_steps, True
+    if load_env_class(name) is None:
+        own = gymnasium_spec(name).max_episode_steps
+        if own is not None:
+            return own, False
+    return DEFAULT_MAX_EPISODE_STEPS, True
+
+
+def make_env(name: str, max_episode_steps: int | None = None):
+    """One environment in the tutorial's protocol, its states torch tensors (for the reference loop)."""
+    env_class = load_env_class(name)
+    cap, _ = time_limit(name, max_episode_steps)
+    return TutorialEnv(env_class() if env_class else GymnasiumEnv(name, cap), cap)
+
+
+def make_vector_env(name: str, num_envs: int, max_episode_steps: int | None = None):
+    env_class = load_env_class(name)
+    cap, capped = time_limit(name, max_episode_steps)
+    if env_class is not None:
+        return ProtocolVectorEnv(env_class, num_envs, cap)
+    return GymnasiumVectorEnv(name, num_envs, cap if capped else None)
 
 
 def import_root(name: str) -> str | None:
@@ -135,8 +229,8 @@ def _accepts_seed(method) -> bool:
 class GymnasiumEnv:
     """A gymnasium env in the tutorial's protocol (done = terminated or truncated)."""
 
-    def __init__(self, name: str):
-        self.env = gymnasium.make(name)
+    def __init__(self, name: str, max_episode_steps: int | None = None):
+        self.env = gymnasium.make(name, max_episode_steps=max_episode_steps)
         self.action_space = self.env.action_space
 
     def reset(self, seed: int | None = None):
@@ -149,19 +243,24 @@ class GymnasiumEnv:
 
 
 class TutorialEnv:
-    """States as float32 torch tensors, as the tutorial's ``generate_tau`` expects them."""
+    """States as float32 torch tensors, as the tutorial's ``generate_tau`` expects them; episodes cut at the cap."""
 
-    def __init__(self, env):
+    def __init__(self, env, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS):
         self.env = env
         self.seedable = _accepts_seed(env.reset)
+        self.max_episode_steps = max_episode_steps
+        self.elapsed = 0
 
     def reset(self, seed: int | None = None):
+        self.elapsed = 0
         state = self.env.reset(seed=seed) if self.seedable else self.env.reset()
         return torch.as_tensor(_as_array(state), dtype=torch.float32)
 
     def step(self, action):
         state, reward, done = self.env.step(action)
-        return torch.as_tensor(_as_array(state), dtype=torch.float32), float(reward), bool(done)
+        self.elapsed += 1
+        done = bool(done) or self.elapsed >= self.max_episode_steps
+        return torch.as_tensor(_as_array(state), dtype=torch.float32), float(reward), done
 
 
 def clip_to(action_space: spaces.Space, actions: np.ndarray) -> np.ndarray:
@@ -174,50 +273,133 @@ def clip_to(action_space: spaces.Space, actions: np.ndarray) -> np.ndarray:
     return actions
 
 
-class GymnasiumVectorEnv:
-    """``gymnasium.make_vec``: the env's own vector implementation where it has one."""
+def where_in_episode(step: int) -> str:
+    """Where in an episode a step is: 0 is its reset, t >= 1 its t-th step."""
+    return "at the reset of an episode" if step == 0 else f"at step {step} of an episode"
 
-    def __init__(self, name: str, num_envs: int):
-        self.env = gymnasium.make_vec(name, num_envs=num_envs)
+
+class CheckedEnv(gymnasium.Wrapper):
+    """One copy of a gymnasium env in a SyncVectorEnv: what it raises, and an observation of another
+    shape than its space's, become an EnvError saying at which step of its episode."""
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        self.elapsed = 0
+
+    def reset(self, **kwargs):
+        self.elapsed = 0
+        state, info = self._checked(self.env.reset, kwargs)
+        return state, info
+
+    def step(self, action):
+        self.elapsed += 1
+        return self._checked(self.env.step, action)
+
+    def _checked(self, method, argument):
+        try:
+            outcome = method(**argument) if isinstance(argument, dict) else method(argument)
+        except Exception as error:
+            raise EnvError(f"{method.__name__} raised {_described(error)} {where_in_episode(self.elapsed)}") from error
+        shape = np.shape(outcome[0])
+        if shape != self.observation_space.shape:
+            raise EnvError(
+                f"observation has shape {shape}, not its space's {self.observation_space.shape}, "
+                f"{where_in_episode(self.elapsed)}"
+            )
+        return outcome
+
+
+class GymnasiumVectorEnv:
+    """``gymnasium.make_vec``: the env's own vector implementation where it has one.
+
+    ``max_episode_steps`` is pgdist's cap (gymnasium's TimeLimit), or None to keep the env's own.
+    ``step`` returns (states, rewards, dones, truncated); ``truncated`` marks only the
+    episodes pgdist's cap cut short, never those the env's own time limit ends.
+    """
+
+    def __init__(self, name: str, num_envs: int, max_episode_steps: int | None = None):
+        options = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+        if gymnasium_spec(name).vector_entry_point is None:
+            options["wrappers"] = [CheckedEnv]  # its copies are separate envs: check each
+        self.env = gymnasium.make_vec(name, num_envs=num_envs, **options)
         self.num_envs = num_envs
         self.action_space = self.env.single_action_space
+        self.capped = max_episode_steps is not None
 
     def reset(self, seed: int) -> np.ndarray:
-        states, _ = self.env.reset(seed=seed)
+        states, _ = self._checked(self.env.reset, seed=seed)
         return states.reshape(self.num_envs, -1)
 
     def step(self, actions: np.ndarray):
-        states, rewards, terminated, truncated, _ = self.env.step(clip_to(self.action_space, actions))
-        return states.reshape(self.num_envs, -1), rewards, terminated | truncated
+        states, rewards, terminated, truncated, _ = self._checked(self.env.step, clip_to(self.action_space, actions))
+        cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
+        return states.reshape(self.num_envs, -1), rewards, terminated | truncated, cut
+
+    @staticmethod
+    def _checked(method, *args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except EnvError:
+            raise
+        except Exception as error:
+            raise EnvError(f"{method.__name__} raised {_described(error)}") from error
 
 
 class ProtocolVectorEnv:
-    """A list of tutorial-protocol environments stepped in lockstep."""
+    """A list of tutorial-protocol environments stepped in lockstep, each episode cut at ``max_episode_steps``.
 
-    def __init__(self, env_class, num_envs: int):
+    ``step`` returns (states, rewards, dones, truncated), ``truncated`` marking the episodes the cap cut.
+    A copy that raises, or whose state changes size, is an EnvError saying at which step of its episode.
+    """
+
+    def __init__(self, env_class, num_envs: int, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS):
         self.envs = [env_class() for _ in range(num_envs)]
         self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
         self.seedable = _accepts_seed(self.envs[0].reset)
         self.action_space = _action_space(env_class)
         self.discrete = isinstance(self.action_space, spaces.Discrete)
         self.resetting = np.zeros(num_envs, dtype=bool)
+        self.elapsed = np.zeros(num_envs, dtype=np.int64)  # steps of each copy's episode so far
+        self.observation_size = None  # the size of the first state: every later one must have it
 
     def reset(self, seed: int) -> np.ndarray:
         self.resetting[:] = False
-        if self.seedable:
-            return np.stack([_as_array(env.reset(seed=seed + i)) for i, env in enumerate(self.envs)])
-        return np.stack([_as_array(env.reset()) for env in self.envs])
+        self.elapsed[:] = 0
+        seeds = [{"seed": seed + i} if self.seedable else {} for i in range(self.num_envs)]
+        return np.stack([self._state(i, self._call(i, "reset", **seeds[i])) for i in range(self.num_envs)])
 
     def step(self, actions: np.ndarray):
         actions = clip_to(self.action_space, actions)
         states, rewards = [], np.zeros(self.num_envs)
         dones = np.zeros(self.num_envs, dtype=bool)
-        for i, env in enumerate(self.envs):
+        for i in range(self.num_envs):
             if self.resetting[i]:
-                state = env.reset()
+                self.elapsed[i] = 0
+                state = self._call(i, "reset")
             else:
+                self.elapsed[i] += 1
                 action = actions[i].item() if self.discrete else actions[i]
-                state, rewards[i], dones[i] = env.step(action)
-            states.append(_as_array(state))
+                state, rewards[i], dones[i] = self._call(i, "step", action)
+            states.append(self._state(i, state))
+        truncated = ~dones & ~self.resetting & (self.elapsed >= self.max_episode_steps)
+        dones |= truncated
         self.resetting = dones.copy()
-        return np.stack(states), rewards, dones
+        return np.stack(states), rewards, dones, truncated
+
+    def _call(self, i: int, method: str, *args, **kwargs):
+        try:
+            return getattr(self.envs[i], method)(*args, **kwargs)
+        except Exception as error:
+            raise EnvError(f"{method} raised {_described(error)} {where_in_episode(self.elapsed[i])}") from error
+
+    def _state(self, i: int, state) -> np.ndarray:
+        state = _as_array(state)
+        if self.observation_size is None:
+            self.observation_size = state.size
+        elif state.size != self.observation_size:
+            raise EnvError(
+                f"observation has {state.size} numbers, not {self.observation_size} as before, "
+                f"{where_in_episode(self.elapsed[i])}"
+            )
+        return state

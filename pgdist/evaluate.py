@@ -13,7 +13,8 @@ from pgdist.worker import Chunk, RolloutWorker
 
 def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: bool = False, seed: int = 12345) -> np.ndarray:
     """Undiscounted returns of ``episodes`` episodes, actions sampled from pi or, if ``greedy``, its mode."""
-    worker = RolloutWorker(config.env, policy, config.estimator, min(config.envs_per_chunk, episodes), greedy=greedy)
+    worker = RolloutWorker(config.env, policy, config.estimator, min(config.envs_per_chunk, episodes), greedy=greedy,
+                           max_episode_steps=config.max_episode_steps)
     worker.load(parameters_to_vector(policy).numpy(), version=0)
     with one_torch_thread():
         trajectories = worker.rollout(Chunk(index=0, start=0, episodes=episodes, seed=seed, batch=0))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -18,10 +19,13 @@ import torch
 from pgdist.adam import Adam
 from pgdist.backends import LocalBackend
 from pgdist.config import Config
-from pgdist.envs import env_spaces
+from pgdist.envs import EnvError, env_spaces, time_limit
 from pgdist.estimators import loss
 from pgdist.policy import make_policy, make_value_function, parameters_to_vector, vector_to_parameters
 from pgdist.worker import ChunkResult, make_chunks
+
+
+log = logging.getLogger(__name__)
 
 
 class StaleResultError(RuntimeError):
@@ -49,6 +53,7 @@ class Learner:
         self.optimizer = Adam(theta.numel(), config.lr, dtype=theta.dtype)
         self.version = 0  # theta's version: the number of Adam steps taken
         self.batches = 0  # sampling calls made; with the seed, it names every chunk's randomness
+        self.told_truncated = False  # said once that max_episode_steps cuts episodes
         self.backend = make_backend(config, policy, self.value)
         chunks = math.ceil(config.episodes / config.chunk_episodes)
         if chunks < self.backend.workers:
@@ -76,6 +81,7 @@ class Learner:
         """
         start = time.perf_counter()
         batch = self.sample()
+        self.tell_truncated(batch)
         n = batch.episodes
         return_mean = batch.return_sum / n
         stopped = self.config.stop_return is not None and return_mean >= self.config.stop_return
@@ -96,6 +102,7 @@ class Learner:
             # the estimator's weights A_t over the batch's steps (returns, baselined), see estimators.py
             "weight_mean": weight_mean,
             "weight_std": math.sqrt(max(batch.weight_square_sum / batch.steps - weight_mean**2, 0.0)),
+            "truncated": batch.truncated,  # episodes pgdist's max_episode_steps cut short
             "stopped": stopped,
         }
 
@@ -110,13 +117,29 @@ class Learner:
         chunks = make_chunks(self.config.episodes, self.config.chunk_episodes, self.config.seed, self.batches)
         self.batches += 1
         total = None
-        for result in self.backend.sample(theta, self.version, chunks):
-            self.check_current(result)
-            if total is None:
-                total = result.writable()
-            else:
-                total.add(result)
+        try:
+            for result in self.backend.sample(theta, self.version, chunks):
+                self.check_current(result)
+                if total is None:
+                    total = result.writable()
+                else:
+                    total.add(result)
+        except EnvError as error:
+            if str(error) == error.message:
+                raise
+            raise EnvError(error.message) from error  # a backend's wrapper (Ray's) shows a traceback as its str
         return total
+
+    def tell_truncated(self, batch: ChunkResult) -> None:
+        """Say once, in pgdist's words, that episodes reach max_episode_steps and are cut there."""
+        if batch.truncated and not self.told_truncated:
+            cap, _ = time_limit(self.config.env, self.config.max_episode_steps)
+            log.warning(
+                f"pgdist: {batch.truncated} of the {batch.episodes} episodes of iteration {batch.version + 1} "
+                f"reached max_episode_steps={cap} and were cut there (counted in metrics' 'truncated'); "
+                "the gradient is that of the capped episodes; set max_episode_steps (--max-episode-steps) to change it"
+            )
+            self.told_truncated = True
 
     def check_current(self, result: ChunkResult) -> None:
         if result.version != self.version:

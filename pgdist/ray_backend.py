@@ -25,9 +25,9 @@ IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the dr
 
 
 class RayRolloutWorker(RolloutWorker):
-    def __init__(self, *args):
+    def __init__(self, *args, **kwargs):
         torch.set_num_threads(1)
-        super().__init__(*args)
+        super().__init__(*args, **kwargs)
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -58,7 +58,8 @@ class RayBackend:
                 scheduling_strategy="SPREAD",
             )
             self.actors = [
-                actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value)
+                actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value,
+                             max_episode_steps=config.max_episode_steps)
                 for _ in range(self.workers - (self.local_worker is not None))
             ]
             # with a worker here, chunks go to an actor once it is up: it answers this call

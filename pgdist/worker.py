@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pgdist.envs import make_vector_env
+from pgdist.envs import EnvError, make_vector_env, where_in_episode
 from pgdist.estimators import Estimator, discounted_returns, policy_gradient_sum
 from pgdist.policy import sample, vector_to_parameters
 
@@ -53,6 +53,7 @@ class Episodes:
     timestep: torch.Tensor
     episode: torch.Tensor
     count: int
+    truncated: int = 0  # of the count, the episodes that pgdist's max_episode_steps cut short
 
     def scores(self) -> torch.Tensor:
         """Each episode's undiscounted return, the score users read."""
@@ -79,6 +80,7 @@ class ChunkResult:
     return_min: float
     return_max: float
     discounted_return_sum: float  # R(tau) of Eq. 6
+    truncated: int = 0  # episodes that pgdist's max_episode_steps cut short
     score_sum: np.ndarray | None = None
     entropy_gradient_sum: np.ndarray | None = None
     value_gradient_sum: np.ndarray | None = None
@@ -104,7 +106,7 @@ class ChunkResult:
         )
 
 
-SUMMED = ("episodes", "steps", "weight_sum", "weight_square_sum", "return_sum", "discounted_return_sum")
+SUMMED = ("episodes", "steps", "weight_sum", "weight_square_sum", "return_sum", "discounted_return_sum", "truncated")
 SUMMED_VECTORS = ("gradient_sum", "score_sum", "entropy_gradient_sum", "value_gradient_sum")
 
 
@@ -124,8 +126,10 @@ class RolloutWorker:
         envs_per_chunk: int,
         value: torch.nn.Module | None = None,
         greedy: bool = False,
+        max_episode_steps: int | None = None,
     ):
         self.env = env
+        self.max_episode_steps = max_episode_steps  # None: the env's own TimeLimit, else pgdist's default cap
         self.policy = copy.deepcopy(policy)
         self.value = copy.deepcopy(value)
         self.estimator = estimator
@@ -151,24 +155,38 @@ class RolloutWorker:
         Copies that finish an episode start another; the chunk keeps the first
         ``chunk.episodes`` episodes *started* and waits until each has finished.
         Keeping the first to finish would favour short episodes and bias the gradient.
+        An env that raises or returns NaN, infinity or another shape stops the chunk with
+        an EnvError naming the env, the chunk, the iteration and the step: no retry gives
+        other episodes, since the chunk's episodes are the same wherever it runs.
         """
+        try:
+            return self._rollout(chunk)
+        except EnvError as error:
+            message = f"env {self.env}: {error.message} in chunk {chunk.index} of iteration {self.version + 1}"
+            raise EnvError(message) from error.__cause__
+
+    def _rollout(self, chunk: Chunk) -> Episodes:
         env_seed, generator = chunk.randomness()
         width = min(self.envs_per_chunk, chunk.episodes)
         env = self._vector_env(width)
-        states = env.reset(seed=env_seed)
         episode = np.arange(width)  # which of the chunk's episodes each copy is running
         timestep = np.zeros(width, dtype=np.int64)
-        resetting = np.zeros(width, dtype=bool)  # this step resets the copy (next-step autoreset)
-        started, finished = width, 0
+        resetting = np.ones(width, dtype=bool)  # the states are an episode's first (next-step autoreset)
+        states = env.reset(seed=env_seed)
+        check_finite(states, np.zeros(width), timestep, resetting)
+        resetting[:] = False
+        started, finished, truncated = width, 0, 0
         steps = []  # per lockstep: (states, actions, rewards, timestep, episode, kept), all copies
         with torch.no_grad():
             while finished < chunk.episodes:
                 distribution = self.policy(torch.as_tensor(states, dtype=self.dtype))
                 actions = (distribution.mode if self.greedy else sample(distribution, generator)).numpy()
-                next_states, rewards, dones = env.step(actions)
+                next_states, rewards, dones, cut = env.step(actions)
+                check_finite(next_states, rewards, timestep, resetting)
                 kept = ~resetting & (episode < chunk.episodes)
                 steps.append((states, actions, rewards, timestep.copy(), episode.copy(), kept))
                 finished += int(np.count_nonzero(dones & kept))
+                truncated += int(np.count_nonzero(cut & kept))
                 timestep += 1
                 new = np.flatnonzero(resetting)  # these copies now stand at a new episode's first state
                 episode[new] = started + np.arange(len(new))
@@ -185,6 +203,7 @@ class RolloutWorker:
             timestep=torch.as_tensor(timestep),
             episode=torch.as_tensor(episode),
             count=chunk.episodes,
+            truncated=truncated,
         )
 
     def gradient_sum(self, episodes: Episodes) -> ChunkResult:
@@ -221,10 +240,26 @@ class RolloutWorker:
             return_min=float(scores.min()),
             return_max=float(scores.max()),
             discounted_return_sum=float(returns.sum()),
+            truncated=episodes.truncated,
             **result,
         )
 
     def _vector_env(self, width: int):
         if width not in self._vector_envs:
-            self._vector_envs[width] = make_vector_env(self.env, width)
+            self._vector_envs[width] = make_vector_env(self.env, width, self.max_episode_steps)
         return self._vector_envs[width]
+
+
+def check_finite(states: np.ndarray, rewards: np.ndarray, timestep: np.ndarray, resetting: np.ndarray) -> None:
+    """An EnvError if a lockstep's rewards or states hold NaN or infinity: two np.isfinite per lockstep.
+
+    ``timestep`` is each copy's step in its episode before this lockstep; a ``resetting``
+    copy's state is a new episode's first.
+    """
+    for what, values in (("reward", rewards), ("observation", states)):
+        finite = np.isfinite(values)
+        if not finite.all():
+            copy = int(np.flatnonzero(~finite.reshape(len(timestep), -1).all(axis=1))[0])
+            value = values[copy][~finite[copy]].flat[0] if values.ndim > 1 else values[copy]
+            where = where_in_episode(0 if resetting[copy] else int(timestep[copy]) + 1)
+            raise EnvError(f"{what} {'holds' if values.ndim > 1 else 'is'} {value} {where}")

@@ -21,8 +21,17 @@ class ClusterError(ConnectionError):
     """A Ray cluster that cannot be reached or joined; the message says what to check."""
 
 
+class WorkerError(ClusterError):
+    """The workers cannot finish a batch: none is left or comes back, or a chunk ends or hangs
+    every worker that runs it. The message names the chunk and the iteration where there is one."""
+
+
 class LocalBackend:
-    """One rollout worker in the driver's process."""
+    """One rollout worker in the driver's process.
+
+    A chunk here is never timed out (``chunk_timeout``): a Python call that hangs in an
+    environment's ``step`` cannot be interrupted from its own process and leave it sound.
+    """
 
     workers = 1
 
@@ -39,6 +48,9 @@ class LocalBackend:
     def run(self, theta: np.ndarray, version: int, chunk: Chunk) -> ChunkResult:
         with one_torch_thread():
             return self.worker.run(theta, version, chunk)
+
+    def live_workers(self) -> int:
+        return 1
 
     def close(self) -> None:
         pass

@@ -84,6 +84,13 @@ class Config:
     backend: str = _field(
         "ray", "'ray': workers are Ray actors; 'local': one worker in this process, no Ray"
     )
+    chunk_timeout: float = _field(
+        600.0,
+        "seconds a Ray actor may take on one chunk before the chunk counts as hung (an environment "
+        "stuck in step): the actor is restarted and the chunk runs once more on another actor; a "
+        "second hang stops the run. A chunk in the learner's own process (the local backend, and one "
+        "of the workers on a local instance) is never timed out",
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -107,6 +114,9 @@ class Config:
             _fail("entropy", self.entropy, "a coefficient >= 0")
         if self.backend not in ("ray", "local"):
             _fail("backend", self.backend, "'ray' or 'local'")
+        timeout = self.chunk_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            _fail("chunk_timeout", self.chunk_timeout, "a number of seconds > 0")
         if not isinstance(self.seed, int):
             _fail("seed", self.seed, "a whole number")
         try:

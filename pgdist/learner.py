@@ -92,6 +92,7 @@ class Learner:
             "episodes": n,
             "steps": batch.steps,
             "seconds": time.perf_counter() - start,
+            "workers": self.backend.live_workers(),  # up at the batch's end: a lost worker is back once it counts
             "return_mean": return_mean,
             "return_min": batch.return_min,
             "return_max": batch.return_max,

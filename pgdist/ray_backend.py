@@ -7,7 +7,10 @@ is handed to another, and gives the same episodes there (chunks own their random
 
 from __future__ import annotations
 
-from collections import deque
+import math
+import time
+import warnings
+from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,19 +18,29 @@ import psutil
 import ray
 import torch
 
-from pgdist.backends import LocalBackend
+from pgdist.backends import LocalBackend, WorkerError
 from pgdist.config import Config
 from pgdist.envs import import_root
 from pgdist.ray_startup import start_ray
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
 IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the driver
+# Ray restarts a dead actor up to this many times in a run: enough for a node lost and back a
+# few times, or a rare OOM kill; an actor that dies more often than that (a host that kills
+# whatever runs there) is dropped instead of churning.
+ACTOR_RESTARTS = 10
+DEATHS_PER_CHUNK = 3  # a chunk that ends this many workers has an env that crashes its process: stop
+TIMEOUTS_PER_CHUNK = 2  # a chunk that hangs a second worker has an env stuck in step: stop
+# How long a batch waits for an actor to come up when no worker can run its chunks. Starting
+# or restarting an actor can take minutes on a cluster (a node rebooting, a runtime_env being
+# installed), far longer than a chunk should run, so this is not chunk_timeout.
+START_TIMEOUT = 600.0
 
 
 class RayRolloutWorker(RolloutWorker):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args):
         torch.set_num_threads(1)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args)
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -40,6 +53,12 @@ class RayBackend:
     of the ``workers`` (it would otherwise wait on the actors): ``workers - 1`` actors, and
     chunks run here until the actors are up. In a cluster (``address``) or in a Ray instance
     the caller started, every worker is an actor.
+
+    An actor that dies (killed, out of memory, its node gone) is restarted by Ray
+    (``max_restarts``) and takes chunks again once it answers a call; until then it is
+    ``starting``, as every actor is until its first answer. Calls are never retried by Ray
+    (``max_task_retries=0``): the chunk of a dead actor comes back here at once and goes to
+    another worker.
     """
 
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
@@ -47,6 +66,7 @@ class RayBackend:
         self.started_ray = start_ray(config.address, _runtime_env(config.env))
         # the processes of the local instance it started, if it did: close() waits for them
         self.local_instance = set(psutil.Process().children()) - children if self.started_ray == "local" else set()
+        self.chunk_timeout = config.chunk_timeout
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
             self.workers = config.workers or max(1, int(cpus))
@@ -56,79 +76,225 @@ class RayBackend:
             actor = ray.remote(RayRolloutWorker).options(
                 num_cpus=min(1.0, cpus / self.workers),
                 scheduling_strategy="SPREAD",
+                max_restarts=ACTOR_RESTARTS,
+                max_task_retries=0,
             )
             self.actors = [
-                actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value,
-                             max_episode_steps=config.max_episode_steps)
+                actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value)
                 for _ in range(self.workers - (self.local_worker is not None))
             ]
-            # with a worker here, chunks go to an actor once it is up: it answers this call
-            self.starting = {actor.node.remote(): actor for actor in self.actors} if self.local_worker else {}
+            self.starting = {}  # a call each actor that is not up yet answers once it is: ref -> actor
+            for actor in self.actors:
+                self._await(actor)
         except BaseException:
             self.close()
             raise
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        theta_ref = ray.put(theta)
-        queue = deque(chunks)
-        running = {}  # object ref -> (actor, chunk)
-        for_here = 1 if self.local_worker else 0  # chunks the actors leave in the queue for this process
+        batch = Batch(ray.put(theta), version, chunks, self.chunk_timeout)
+        while batch.queue or batch.running:
+            self._hand_out(batch)
+            chunk = batch.take_for_here() if self.local_worker else None
+            if chunk is not None:
+                yield self.local_worker.run(theta, version, chunk)
+            self._check_progress(batch)
+            yield from self._gather(batch, timeout=0 if chunk is not None else batch.wait_time())
+            for actor in batch.hung():
+                self._restart_hung(batch, actor)
 
-        def hand_out():  # keep each actor that is up IN_FLIGHT chunks deep, round robin
-            actors = self._up()
-            for _ in range(IN_FLIGHT):
-                for actor in actors:
-                    busy = sum(a == actor for a, _ in running.values())
-                    if len(queue) > for_here and busy < IN_FLIGHT:
-                        chunk = queue.popleft()
-                        running[actor.run.remote(theta_ref, version, chunk)] = (actor, chunk)
+    def _hand_out(self, batch: Batch) -> None:
+        """Keep each actor that is up IN_FLIGHT chunks deep, round robin, leaving a chunk for this process."""
+        reserved = 1 if self.local_worker and batch.has_chunk_for_here() else 0
+        actors = self.up()
+        for _ in range(IN_FLIGHT):
+            for actor in actors:
+                if len(batch.queue) > reserved and batch.busy(actor) < IN_FLIGHT:
+                    batch.submit(actor)
 
-        hand_out()
-        while queue or running:
-            if self.local_worker and queue:
-                yield self.local_worker.run(theta, version, queue.popleft())
-                finished = ray.wait(list(running), num_returns=len(running), timeout=0)[0] if running else []
+    def _gather(self, batch: Batch, timeout: float | None) -> Iterator[ChunkResult]:
+        """Wait up to ``timeout`` for a chunk or an actor coming up; take all that are ready, in order."""
+        refs = [*batch.running, *self.starting]
+        if not refs or not ray.wait(refs, num_returns=1, timeout=timeout)[0]:
+            return
+        ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
+        self._answered([ref for ref in self.starting if ref in ready])
+        for ref in (ref for ref in refs if ref in ready and ref in batch.running):
+            actor = batch.running[ref][0]
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                batch.lose(actor, batch.deaths, DEATHS_PER_CHUNK, _died)
+                self._await(actor)
             else:
-                finished = ray.wait(list(running), num_returns=1)[0]
-            for ref in finished:
-                actor, chunk = running.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayActorError:
-                    self._lose(actor)
-                    queue.appendleft(chunk)  # it owns its randomness: the same episodes elsewhere
-                else:
-                    yield result
-            hand_out()
+                batch.finish(ref)
+                yield result
 
-    def _up(self) -> list:
-        """The actors that can take chunks: all of them, unless chunks can run here meanwhile."""
+    def _restart_hung(self, batch: Batch, actor) -> None:
+        """Its chunk goes to another actor; the actor is killed, and so restarted by Ray."""
+        chunk = batch.lose(actor, batch.timeouts, TIMEOUTS_PER_CHUNK, _hung)
+        warnings.warn(
+            f"{batch.name(chunk)} ran for more than {self.chunk_timeout:g} s (chunk_timeout) on an actor: "
+            "restarting that actor and running the chunk once more on an actor",
+            stacklevel=4,
+        )
+        ray.kill(actor, no_restart=False)
+        self._await(actor)
+
+    def _check_progress(self, batch: Batch) -> None:
+        """Fail when no worker can run the queued chunks: none left, or none up within START_TIMEOUT."""
+        if batch.running or (self.local_worker and batch.has_chunk_for_here()) or not batch.queue:
+            batch.stalled_since = None
+            return
+        if not self.starting:
+            raise WorkerError(
+                f"no rollout worker is left to run {batch.name(batch.queue[0])}: every actor died and "
+                f"was restarted {ACTOR_RESTARTS} times (see the Ray logs for why)"
+            )
+        if batch.stalled_since is None:
+            batch.stalled_since = time.monotonic()
+        elif time.monotonic() - batch.stalled_since > START_TIMEOUT:
+            raise WorkerError(
+                f"no rollout worker came up within {START_TIMEOUT:g} s to run "
+                f"{batch.name(batch.queue[0])}: {len(self.starting)} actor(s) are waiting to be (re)started; "
+                "their node may be gone or the cluster short of CPUs (see the Ray logs)"
+            )
+
+    def _await(self, actor) -> None:
+        """Give ``actor`` chunks again once it answers: it is starting, or restarting after a death."""
+        self.starting[_node(actor)] = actor
+
+    def _answered(self, refs: list) -> None:
+        for ref in refs:
+            actor = self.starting.pop(ref)
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError:
+                self.actors.remove(actor)  # dead for good: its restarts are used up
+
+    def up(self) -> list:
+        """The actors that can take chunks: those that have answered since they last (re)started."""
         if self.starting:
-            done, _ = ray.wait(list(self.starting), num_returns=len(self.starting), timeout=0)
-            for ref in done:
-                del self.starting[ref]
+            self._answered(ray.wait(list(self.starting), num_returns=len(self.starting), timeout=0)[0])
         starting = list(self.starting.values())
         return [actor for actor in self.actors if actor not in starting]
 
+    def live_workers(self) -> int:
+        """The workers that can run chunks now: the actors that are up, and this process if it is one."""
+        return len(self.up()) + (self.local_worker is not None)
+
     def nodes(self) -> list[str]:
         """The node each actor runs on."""
-        return ray.get([actor.node.remote() for actor in self.actors])
+        return ray.get([_node(actor) for actor in self.actors])
 
     def close(self) -> None:
         for actor in getattr(self, "actors", []):
             ray.kill(actor)
         self.actors = []
+        self.starting = {}
         if self.started_ray:
             processes = [*self.local_instance, *(q for p in self.local_instance for q in _children(p))]
             ray.shutdown()
             psutil.wait_procs(processes, timeout=10)  # the actors' processes too: the raylet leaves them exiting
             self.started_ray = None
 
-    def _lose(self, actor) -> None:
-        if actor in self.actors:
-            self.actors.remove(actor)
-        if not self.actors and self.local_worker is None:
-            raise RuntimeError("every rollout worker has died; see the Ray logs for why")
+
+class Batch:
+    """One sampling call's chunks: those queued, those running on actors (in the order handed out),
+    when each busy actor began its current chunk, and what each chunk has done to the workers.
+
+    Chunks own their randomness: one that comes back from a lost actor is queued again and gives the
+    same episodes elsewhere. The chunk a worker was running when it died or hung is ``suspect``: it
+    runs on actors only, never in the learner's process, which it could kill or hang for good.
+    """
+
+    def __init__(self, theta_ref, version: int, chunks: list[Chunk], chunk_timeout: float):
+        self.theta_ref = theta_ref
+        self.version = version
+        self.chunk_timeout = chunk_timeout
+        self.queue = list(chunks)
+        self.running = {}  # object ref -> (actor, chunk)
+        self.began = {}  # actor -> when its oldest running chunk began (as seen here)
+        self.deaths = Counter()  # chunk index -> workers that died running it
+        self.timeouts = Counter()  # chunk index -> workers it hung
+        self.suspect = set()  # indices of chunks that have died or hung on a worker
+        self.stalled_since = None  # since when no worker could run the queued chunks
+
+    def name(self, chunk: Chunk) -> str:
+        return f"chunk {chunk.index} (episodes {chunk.start}-{chunk.start + chunk.episodes - 1}) of iteration {self.version + 1}"
+
+    def busy(self, actor) -> int:
+        return sum(a == actor for a, _ in self.running.values())
+
+    def has_chunk_for_here(self) -> bool:
+        return any(chunk.index not in self.suspect for chunk in self.queue)
+
+    def take_for_here(self) -> Chunk | None:
+        """The first queued chunk the learner's own process may run (not a suspect one)."""
+        for position, chunk in enumerate(self.queue):
+            if chunk.index not in self.suspect:
+                return self.queue.pop(position)
+        return None
+
+    def submit(self, actor) -> None:
+        """The first suspect chunk if any (only actors may run it), else the first queued, to ``actor``."""
+        position = next((i for i, chunk in enumerate(self.queue) if chunk.index in self.suspect), 0)
+        chunk = self.queue.pop(position)
+        if not self.busy(actor):
+            self.began[actor] = time.monotonic()
+        self.running[actor.run.remote(self.theta_ref, self.version, chunk)] = (actor, chunk)
+
+    def finish(self, ref) -> None:
+        actor, _ = self.running.pop(ref)
+        self.began.pop(actor)
+        if self.busy(actor):
+            self.began[actor] = time.monotonic()  # it starts its next chunk now (at the latest)
+
+    def lose(self, actor, counts: Counter, limit: int, failure) -> Chunk:
+        """Queue ``actor``'s chunks again, the one it was running first; fail if that one did this ``limit`` times."""
+        refs = [ref for ref, (a, _) in self.running.items() if a == actor]
+        chunks = [self.running.pop(ref)[1] for ref in refs]
+        self.began.pop(actor, None)
+        culprit = chunks[0]  # results come in the order handed out: the oldest is the one it was running
+        counts[culprit.index] += 1
+        if counts[culprit.index] >= limit:
+            raise WorkerError(failure(self, culprit, counts[culprit.index]))
+        self.suspect.add(culprit.index)
+        self.queue[:0] = chunks
+        return culprit
+
+    def hung(self) -> list:
+        """The actors whose current chunk has run longer than chunk_timeout."""
+        now = time.monotonic()
+        return [actor for actor, began in list(self.began.items()) if now - began > self.chunk_timeout]
+
+    def wait_time(self) -> float | None:
+        """How long to wait for results before a chunk may have hung or the wait for workers is over."""
+        deadlines = [began + self.chunk_timeout for began in self.began.values()]
+        if self.stalled_since is not None:
+            deadlines.append(self.stalled_since + START_TIMEOUT)
+        if not deadlines or math.isinf(min(deadlines)):
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+
+def _node(actor):
+    """The actor's node, once it is up: Ray retries this call through the actor's restarts (a
+    call to a restarting actor may fail at once otherwise), and fails it once the actor is dead for good."""
+    return actor.node.options(max_task_retries=-1).remote()
+
+
+def _died(batch: Batch, chunk: Chunk, times: int) -> str:
+    return (
+        f"{batch.name(chunk)} ended the process of every worker that ran it ({times} times): its "
+        "environment likely crashes (see the Ray logs for how the workers exited)"
+    )
+
+
+def _hung(batch: Batch, chunk: Chunk, times: int) -> str:
+    return (
+        f"{batch.name(chunk)} hung on {times} workers: each ran it for more than {batch.chunk_timeout:g} s "
+        "(chunk_timeout); an environment stuck in step? (raise chunk_timeout if its chunks take that long)"
+    )
 
 
 def _children(process: psutil.Process) -> list[psutil.Process]:

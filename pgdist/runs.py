@@ -27,6 +27,7 @@ COLUMNS = (
     "episodes",
     "steps",
     "seconds",
+    "workers",
     "return_mean",
     "return_min",
     "return_max",

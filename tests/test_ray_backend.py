@@ -1,4 +1,4 @@
-"""What only the Ray backend does: loopback, stopping what it started, losing a worker."""
+"""What only the Ray backend does: loopback, stopping what it started, losing a worker and getting it back."""
 
 import ipaddress
 import os
@@ -8,10 +8,13 @@ import textwrap
 
 import psutil
 import pytest
+import ray
 import torch
 
-from pgdist import Config, Learner
+from pgdist import Config, Learner, ray_backend
+from pgdist.backends import WorkerError
 from pgdist.policy import parameters_to_vector
+from tests import hanging_env, killing_env
 from tests.dying_env import ARMED
 
 
@@ -110,12 +113,128 @@ def test_a_chunk_whose_worker_died_is_run_again_elsewhere(ray_instance):
         learner.step()  # every actor has made its environments
         with open(ARMED, "w"):
             pass
-        learner.step()
-        survivors = len(learner.backend.actors)
+        workers = learner.step()["workers"]
         theta = parameters_to_vector(learner.policy)
     assert not os.path.exists(ARMED), "no worker reached a reset"
-    assert survivors == 2
-    with Learner(config.replace(env="envs.line:LineWalk", backend="local")) as reference:
-        for _ in range(3):
+    assert workers == 2  # Ray restarts the dead actor, but it has not answered yet
+    assert_theta_of_local_backend(theta, config.replace(env="envs.line:LineWalk"), iterations=3)
+
+
+def assert_theta_of_local_backend(theta, config, iterations):
+    """One seed, one theta: ``theta`` is what the local backend gives after ``iterations`` steps."""
+    with Learner(config.replace(backend="local")) as reference:
+        for _ in range(iterations):
             reference.step()
     torch.testing.assert_close(theta, parameters_to_vector(reference.policy), rtol=1e-5, atol=1e-7)
+
+
+def actor_pids(backend):
+    return ray.get([actor.__ray_call__.remote(lambda worker: os.getpid()) for actor in backend.actors])
+
+
+@pytest.fixture
+def armed_envs():
+    """The killing and hanging envs, disarmed before and after the test."""
+    killing_env.disarm()
+    hanging_env.disarm()
+    yield
+    killing_env.disarm()
+    hanging_env.disarm()
+
+
+def test_killed_actors_are_restarted_and_every_iteration_has_its_episodes(ray_instance, armed_envs):
+    """SIGKILL one actor mid-batch at iteration 2 and two at once at iteration 4: Ray restarts them
+    (max_restarts), their chunks run again elsewhere, and the worker count comes back to 3."""
+    config = Config(env="tests.killing_env:KillingLineWalk", episodes=12, chunk_episodes=2, envs_per_chunk=2,
+                    workers=3, lr=0.05, seed=4)
+    kills = {2: 1, 4: 2}  # iteration -> actors killed in its batch
+    with Learner(config) as learner:
+        actors = list(learner.backend.actors)
+        before = set(actor_pids(learner.backend))
+        rows = []
+        for iteration in range(1, 7):
+            if iteration in kills:
+                learner.backend.nodes()  # every actor is up: the killed ones' chunks have somewhere to go
+                killing_env.arm(kills[iteration])
+            rows.append(learner.step())
+            assert not killing_env.tokens_left(), f"iteration {iteration}: not every armed kill happened"
+        learner.backend.nodes()  # the restarted actors answer again
+        rows.append(learner.step())
+        after = set(actor_pids(learner.backend))
+        theta = parameters_to_vector(learner.policy)
+        assert learner.backend.actors == actors  # the same actors, restarted by Ray: none dropped
+    assert [row["episodes"] for row in rows] == [12] * 7
+    assert rows[1]["workers"] == 2 and rows[3]["workers"] < 3, [row["workers"] for row in rows]
+    assert rows[-1]["workers"] == 3
+    assert len(after) == 3 and len(before - after) >= 2, (before, after)  # new processes for the killed
+    assert_theta_of_local_backend(theta, config.replace(env="envs.line:LineWalk"), iterations=7)
+
+
+def test_a_chunk_that_kills_every_worker_ends_the_run_with_its_name(ray_instance, armed_envs):
+    config = Config(env="tests.killing_env:KillingLineWalk", episodes=4, chunk_episodes=2, envs_per_chunk=2,
+                    workers=2, seed=4)
+    with Learner(config) as learner:
+        learner.step()
+        open(killing_env.ALWAYS, "w").close()
+        with pytest.raises(WorkerError, match=r"chunk \d \(episodes \d-\d\) of iteration 2 ended the process of "
+                           r"every worker that ran it \(3 times\)"):
+            learner.step()
+
+
+def test_actors_whose_restarts_are_used_up_are_dropped(ray_instance, armed_envs, monkeypatch):
+    """With no restarts left a dead actor is gone; with no worker left the run stops, naming the chunk."""
+    monkeypatch.setattr(ray_backend, "ACTOR_RESTARTS", 0)
+    config = Config(env="tests.killing_env:KillingLineWalk", episodes=4, chunk_episodes=2, envs_per_chunk=2,
+                    workers=2, seed=4)
+    with Learner(config) as learner:
+        learner.step()
+        learner.backend.nodes()
+        killing_env.arm(1)
+        assert learner.step()["workers"] == 1
+        assert len(learner.backend.actors) == 1
+        killing_env.arm(1)
+        with pytest.raises(WorkerError, match=r"no rollout worker is left to run chunk \d .* of iteration 3"):
+            learner.step()
+
+
+def test_a_run_waits_for_a_restarting_actor_only_so_long(ray_instance, armed_envs, monkeypatch):
+    """No worker up and none back within START_TIMEOUT (here shorter than any restart): a clear error."""
+    config = Config(env="tests.killing_env:KillingLineWalk", episodes=2, chunk_episodes=2, envs_per_chunk=2,
+                    workers=1, seed=4)
+    with Learner(config) as learner:
+        learner.step()
+        monkeypatch.setattr(ray_backend, "START_TIMEOUT", 0.1)
+        killing_env.arm(1)
+        with pytest.raises(WorkerError, match=r"no rollout worker came up within 0.1 s to run chunk 0 "
+                           r"\(episodes 0-1\) of iteration 2: 1 actor\(s\) are waiting"):
+            learner.step()
+
+
+def test_a_hung_chunk_runs_again_on_another_actor(ray_instance, armed_envs):
+    """An env stuck in step: after chunk_timeout its actor is killed (and restarted by Ray) and the
+    chunk runs once more elsewhere; the run goes on to the undisturbed theta."""
+    config = Config(env="tests.hanging_env:HangingLineWalk", episodes=12, chunk_episodes=2, envs_per_chunk=2,
+                    workers=3, lr=0.05, seed=6, chunk_timeout=2.0)
+    with Learner(config) as learner:
+        learner.step()
+        learner.backend.nodes()
+        hanging_env.arm()
+        with pytest.warns(UserWarning, match=r"chunk \d .* of iteration 2 ran for more than 2 s \(chunk_timeout\)"):
+            rows = [learner.step() for _ in range(2)]
+        assert not os.path.exists(hanging_env.ARMED), "no worker hung"
+        theta = parameters_to_vector(learner.policy)
+    assert [row["episodes"] for row in rows] == [12, 12]
+    assert_theta_of_local_backend(theta, config.replace(env="envs.line:LineWalk"), iterations=3)
+
+
+def test_a_chunk_that_hangs_every_worker_ends_the_run_with_its_name(ray_instance, armed_envs):
+    config = Config(env="tests.hanging_env:HangingLineWalk", episodes=4, chunk_episodes=2, envs_per_chunk=2,
+                    workers=2, seed=6, chunk_timeout=1.5)
+    with Learner(config) as learner:
+        learner.step()
+        open(hanging_env.ALWAYS, "w").close()
+        with pytest.warns(UserWarning), pytest.raises(
+            WorkerError, match=r"chunk \d \(episodes \d-\d\) of iteration 2 hung on 2 workers: each ran it for "
+            r"more than 1.5 s \(chunk_timeout\)"
+        ):
+            learner.step()

@@ -157,7 +157,7 @@ def start_ray(address: str | None, runtime_env: dict | None = None) -> bool:
         include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True, runtime_env=runtime_env
     )
     if address is None and not os.environ.get("RAY_ADDRESS"):
-        with _loopback_only(), _for_one_run():
+        with _loopback_only(), _for_one_run(), _without_token_notice():
             ray.init(**options, _system_config=LOCAL_SYSTEM_CONFIG)
     else:
         if address and address != "auto" and "://" not in address:
@@ -243,6 +243,23 @@ def _for_one_run():
 
 def _not_started(self, **options) -> None:
     pass
+
+
+@contextmanager
+def _without_token_notice():
+    """Keep Ray's notice that token authentication is on off a local run's terminal.
+
+    The notice is for clusters others can reach; the instance pgdist starts listens on
+    loopback only, for one run. Token authentication itself stays on.
+    """
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    quiet = logging.Filter()
+    quiet.filter = lambda record: not record.getMessage().startswith("Token authentication is enabled")
+    notice.addFilter(quiet)
+    try:
+        yield
+    finally:
+        notice.removeFilter(quiet)
 
 
 def _runtime_env(env: str) -> dict | None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import re
+import signal
 import sys
+import traceback
+import warnings
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, os.getcwd())  # 'module:Class' envs import from here, as with python -m
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:
+        warnings.showwarning = WarningLines().show
     try:
         return args.command(args)
     except (ConfigError, RunError, ClusterError, EnvError) as error:
@@ -60,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sampling counter, so that the result is the same as an uninterrupted run.",
     )
     resume_parser.add_argument("run", type=Path, metavar="RUN", help="run folder")
+    resume_parser.add_argument("--from", dest="checkpoint", type=Path, default=None, metavar="FILE",
+                               help="continue from this checkpoint of the run (e.g. RUN/checkpoint-000010.pt) "
+                               "instead of RUN/checkpoint.pt; later metrics rows are dropped")
     add_checkpoint_flag(resume_parser)
     resume_parser.set_defaults(command=resume)
     plot_parser = commands.add_parser(
@@ -120,36 +129,54 @@ def train(args: argparse.Namespace) -> int:
     from pgdist.runs import Run
 
     config = config_from_args(args)
-    run = Run.create(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), config, args.checkpoint_every)
-    return run_iterations(run, state=None)
+    with Interrupts() as interrupts:
+        run = Run.create(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), config, args.checkpoint_every)
+        return run_iterations(run, None, interrupts, args.debug)
 
 
 def resume(args: argparse.Namespace) -> int:
     from pgdist.runs import Run
 
-    run, state = Run.resume(args.run, args.checkpoint_every)
-    return run_iterations(run, state)
+    with Interrupts() as interrupts:
+        run, state = Run.resume(args.run, args.checkpoint_every, args.checkpoint)
+        return run_iterations(run, state, interrupts, args.debug)
 
 
-def run_iterations(run, state: dict | None) -> int:
-    """Train until ``config.iterations`` or ``stop_return``, recording every iteration in the run folder."""
+def run_iterations(run, state: dict | None, interrupts: Interrupts, debug: bool) -> int:
+    """Train until ``config.iterations``, ``stop_return`` or a signal, recording every iteration in the run folder."""
     from pgdist.learner import Learner
 
     with ThreadPoolExecutor(1) as background:
         closed = None
         try:
             with Learner(run.config) as learner:
-                iterate(learner, run, state)
+                interrupts.install()  # again: ray.init sets a SIGTERM handler of its own
+                finished = iterate(learner, run, state, interrupts)
+                interrupts.ending()
                 closed = background.submit(run.close)  # the last curve is drawn while the workers stop
+        except Interrupted:
+            finished = False
+            if debug:
+                traceback.print_exc()
+        except SystemExit as error:  # Ray's SIGTERM handler, in place while ray.init runs
+            if error.code != signal.SIGTERM:
+                raise
+            interrupts.signals.append(signal.SIGTERM)
+            finished = False
         finally:
-            if closed is None:  # training failed: close the run's files, then let the error through
+            if closed is None:  # training failed or was stopped at once: close the run's files
                 run.close()
-        closed.result()
+        if closed is not None:
+            closed.result()
+    if interrupts.signals and not finished:
+        print(interrupts.summary(run), file=sys.stderr)
+        return 128 + interrupts.signals[-1]
     print(f"pgdist: saved {run.folder / 'checkpoint.pt'}")
     return 0
 
 
-def iterate(learner, run, state: dict | None) -> None:
+def iterate(learner, run, state: dict | None, interrupts: Interrupts) -> bool:
+    """Iterations until the run is finished (True) or a signal came (False)."""
     config = run.config
     if state is not None:
         learner.load_state_dict(state)
@@ -157,17 +184,104 @@ def iterate(learner, run, state: dict | None) -> None:
     progress = Progress(config.iterations, learner.version)
     finished = learner.version >= config.iterations
     stopped = False
-    while not finished:
-        metrics = learner.step()
-        run.record(metrics)
-        progress.show(metrics)
-        stopped = metrics["stopped"]
-        finished = stopped or learner.version >= config.iterations
-        run.save(learner, finished)
-    progress.close()
+    try:
+        while not finished and not interrupts.signals:
+            interrupts.iteration = learner.version + 1
+            metrics = learner.step()
+            run.record(metrics)
+            progress.show(metrics)
+            stopped = metrics["stopped"]
+            finished = stopped or learner.version >= config.iterations
+            run.save(learner, finished)
+            interrupts.iteration = None
+    finally:
+        progress.close()
     if stopped:
         print(f"pgdist: mean return {metrics['return_mean']:.2f} >= stop_return {config.stop_return}; "
               f"kept the policy that reached it (theta version {learner.version})")
+    return finished
+
+
+class Interrupted(BaseException):
+    """A second SIGINT or SIGTERM: stop at once (a BaseException, as KeyboardInterrupt, so nothing swallows it)."""
+
+
+class Interrupts:
+    """SIGINT and SIGTERM during a run: the first ends it after the iteration in flight, a second at once.
+
+    Either way the workers and the Ray instance pgdist started are stopped and the run's
+    files closed; the checkpoint on disk is the last whole iteration's. Ray's own processes
+    block SIGINT and its actors sit in process groups of their own, so a terminal's Ctrl-C
+    (sent to the whole foreground group) reaches only this process among them.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signals = []  # the signals received, in order
+        self.iteration = None  # the iteration in flight, if any
+        self.at_once = False
+        self.stopped_during = None  # the iteration a second signal cut short
+        self.previous = {}
+        self.closing = False
+
+    def __enter__(self) -> Interrupts:
+        self.previous = {number: signal.getsignal(number) for number in self.SIGNALS}
+        self.install()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def install(self) -> None:
+        for number in self.SIGNALS:
+            signal.signal(number, self.received)
+
+    def ending(self) -> None:
+        """From here on the run only stops its workers and closes files: let a signal not cut that short."""
+        self.closing = True
+
+    def received(self, number: int, frame=None) -> None:
+        self.signals.append(number)
+        if len(self.signals) == 2 and not self.closing:
+            self.at_once = True
+            self.stopped_during = self.iteration
+            raise Interrupted(number)
+
+    def summary(self, run) -> str:
+        """One line: the iteration reached, the checkpoint kept, and the command that goes on."""
+        from pgdist.runs import RunError, load_checkpoint
+
+        name = signal.Signals(self.signals[-1]).name
+        try:
+            _, state = load_checkpoint(run.folder)
+        except RunError:
+            state = None
+        reached = state["version"] if state else 0
+        how = f"interrupted by {name} after iteration {reached} of {run.config.iterations}"
+        if self.at_once:
+            how = f"stopped at once by a second {name}"
+            if self.stopped_during is not None:
+                how += f" during iteration {self.stopped_during} of {run.config.iterations}"
+        if state is None:
+            return (f"pgdist: {how}; no checkpoint saved yet; start again with "
+                    f"'pgdist train --config {run.folder / 'config.yaml'} --out {run.folder}'")
+        return (f"pgdist: {how}; kept {run.folder / 'checkpoint.pt'} (iteration {reached}); "
+                f"continue with 'pgdist resume {run.folder}'")
+
+
+class WarningLines:
+    """Python warnings as ``pgdist: warning: MESSAGE`` lines, each message once; --debug keeps Python's form."""
+
+    def __init__(self):
+        self.shown = set()
+
+    def show(self, message, category, filename, lineno, file=None, line=None) -> None:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(message)).strip()  # gymnasium colours its warnings
+        if text not in self.shown:
+            self.shown.add(text)
+            print(f"pgdist: warning: {text}", file=sys.stderr)
 
 
 class Progress:

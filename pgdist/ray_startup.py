@@ -66,12 +66,12 @@ def start_ray(address: str | None, runtime_env: dict | None = None) -> str | Non
         include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True, runtime_env=runtime_env
     )
     if address is None and not os.environ.get("RAY_ADDRESS"):
-        if shortcuts_apply():
-            with ExitStack() as stack:
+        with ExitStack() as stack:
+            stack.enter_context(_without_token_notice())
+            if shortcuts_apply():
                 stack.enter_context(_loopback_constant())
                 stack.enter_context(_without_services())
-                ray.init(address="local", **options, _system_config=LOCAL_SYSTEM_CONFIG)
-        else:
+                options["_system_config"] = LOCAL_SYSTEM_CONFIG
             ray.init(address="local", **options)
         return "local"
     if address and address != "auto" and "://" not in address:
@@ -142,3 +142,20 @@ def _without_services():
 
 def _not_started(self, **options) -> None:
     pass
+
+
+@contextmanager
+def _without_token_notice():
+    """Keep Ray's notice that token authentication is on off a local run's terminal.
+
+    The notice is for clusters others can reach; the instance pgdist starts listens on
+    loopback only, for one run. Token authentication itself stays on.
+    """
+    notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    quiet = logging.Filter()
+    quiet.filter = lambda record: not record.getMessage().startswith("Token authentication is enabled")
+    notice.addFilter(quiet)
+    try:
+        yield
+    finally:
+        notice.removeFilter(quiet)

@@ -6,15 +6,24 @@
     RUN/checkpoint.pt            the latest state: policy, Adam, theta version, sampling counter, config
     RUN/checkpoint-NNNNNN.pt     kept every ``checkpoint_every`` iterations
     RUN/curve.png                the learning curve, redrawn as the run goes
+    RUN/.lock                    held (``flock``) by the one process that writes the run; names it
 
-Checkpoints load with ``torch.load(path, weights_only=True)``.
+Checkpoints load with ``torch.load(path, weights_only=True)``. A folder has one writer at a
+time: ``Run.create`` and ``Run.resume`` take its lock before they touch anything in it, and
+the operating system drops the lock when that process ends, however it ends. Readers
+(``pgdist eval``, ``plot``) need no lock: checkpoints and rewritten metrics are replaced
+whole, and a metrics row counts once its line is complete.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
+import io
 import json
+import os
 import pickle
+import socket
 import time
 from pathlib import Path
 
@@ -40,6 +49,9 @@ COLUMNS = (
     "stopped",
 )
 CURVE_EVERY_SECONDS = 10.0
+LOCK = ".lock"
+# what torch.load and Config raise on a file that is not a whole pgdist checkpoint
+NOT_A_CHECKPOINT = (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError, ConfigError)
 
 
 class RunError(Exception):
@@ -47,12 +59,16 @@ class RunError(Exception):
 
 
 class Run:
-    """Writes a run folder as training goes; ``Run.create`` starts one, ``Run.resume`` continues one."""
+    """Writes a run folder as training goes; ``Run.create`` starts one, ``Run.resume`` continues one.
 
-    def __init__(self, folder: Path, config: Config, checkpoint_every: int, mode: str):
+    It holds the folder's lock from its creation to ``close()``.
+    """
+
+    def __init__(self, folder: Path, config: Config, checkpoint_every: int, mode: str, lock: int):
         self.folder = Path(folder)
         self.config = config
         self.checkpoint_every = checkpoint_every
+        self.lock = lock
         self.csv_file = open(self.folder / "metrics.csv", mode, newline="")
         self.csv = csv.DictWriter(self.csv_file, fieldnames=COLUMNS, extrasaction="ignore")
         if mode == "w":
@@ -64,30 +80,42 @@ class Run:
     @classmethod
     def create(cls, folder: Path, config: Config, checkpoint_every: int = 10) -> Run:
         folder = Path(folder)
-        if (folder / "checkpoint.pt").exists() or ((folder / "metrics.csv").exists() and read_metrics(folder)):
-            raise RunError(
-                f"{folder} already holds a run; continue it with 'pgdist resume {folder}' or choose another --out"
-            )
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.yaml").write_text(config.to_yaml())
-        return cls(folder, config, checkpoint_every, "w")
+        lock, previous = lock_folder(folder)
+        try:
+            if (folder / "checkpoint.pt").exists() or ((folder / "metrics.csv").exists() and read_metrics(folder)):
+                raise RunError(
+                    f"{folder} already holds a run; continue it with 'pgdist resume {folder}' or choose another --out"
+                )
+            _write_atomically(folder / "config.yaml", config.to_yaml().encode())
+            return cls(folder, config, checkpoint_every, "w", lock)
+        except BaseException:
+            _unlock(lock, previous)
+            raise
 
     @classmethod
-    def resume(cls, folder: Path, checkpoint_every: int = 10) -> tuple[Run, dict]:
-        """The run and its latest checkpoint; metrics rows written after that checkpoint are dropped."""
-        config, state = load_checkpoint(folder)
-        if state.get("finished"):
-            raise RunError(
-                f"{folder} finished at iteration {state['version']}; train on with "
-                f"'pgdist train --config {Path(folder) / 'config.yaml'} --iterations N --out NEW_RUN'"
-            )
-        if not {"t", "m", "v"} <= set(state.get("optimizer") or {}):
-            raise RunError(
-                f"{folder}/checkpoint.pt holds no Adam state this pgdist can continue (an older pgdist "
-                "saved torch.optim's); 'pgdist eval' and 'pgdist plot' still read the run"
-            )
-        _keep_rows_up_to(Path(folder), state["version"])
-        return cls(folder, config, checkpoint_every, "a"), state
+    def resume(cls, folder: Path, checkpoint_every: int = 10, checkpoint: Path | None = None) -> tuple[Run, dict]:
+        """The run and its latest checkpoint (or ``checkpoint``); metrics rows written after it are dropped."""
+        folder = Path(folder)
+        _check_is_folder(folder)
+        lock, previous = lock_folder(folder)
+        try:
+            config, state = load_checkpoint(folder, checkpoint)
+            if state.get("finished"):
+                raise RunError(
+                    f"{folder} finished at iteration {state['version']}; train on with "
+                    f"'pgdist train --config {folder / 'config.yaml'} --iterations N --out NEW_RUN'"
+                )
+            if not {"t", "m", "v"} <= set(state.get("optimizer") or {}):
+                raise RunError(
+                    f"{folder}/checkpoint.pt holds no Adam state this pgdist can continue (an older pgdist "
+                    "saved torch.optim's); 'pgdist eval' and 'pgdist plot' still read the run"
+                )
+            _keep_rows_up_to(folder, state["version"])
+            return cls(folder, config, checkpoint_every, "a", lock), state
+        except BaseException:
+            _unlock(lock, previous)
+            raise
 
     def record(self, metrics: dict) -> None:
         self.csv.writerow(metrics)
@@ -121,29 +149,94 @@ class Run:
         self.curve_drawn = time.monotonic()
 
     def close(self) -> None:
-        self.csv_file.close()
-        self.jsonl.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-        if read_metrics(self.folder):
-            self.draw_curve()
+        """Close every file, draw the last curve, then let the folder go to another writer."""
+        try:
+            self.csv_file.close()
+            self.jsonl.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+            if read_metrics(self.folder):
+                self.draw_curve()
+        finally:
+            os.close(self.lock)
 
 
-def load_checkpoint(folder: Path) -> tuple[Config, dict]:
-    """A run folder's Config and latest checkpoint, or a RunError saying what is wrong with the folder."""
-    folder = Path(folder)
+def lock_folder(folder: Path) -> tuple[int, bytes]:
+    """Take the folder's lock and sign it with this PID and host, or say which process holds it.
+
+    Returns the descriptor the lock goes with and the lock file's previous text. ``flock``
+    belongs to the open file, so it ends when this process does (a crash or a SIGKILL
+    included) and never passes to Ray's processes (Python opens files not inheritable).
+    """
+    lock = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(lock, 200, 0).decode(errors="replace").split()
+        os.close(lock)
+        who = f"PID {holder[0]} on {holder[1]}" if len(holder) == 2 else "another process"
+        raise RunError(
+            f"{folder} is being written by {who} (a pgdist train or resume); wait for it to end, "
+            "or stop it and then 'pgdist resume' the run"
+        ) from None
+    previous = os.pread(lock, 200, 0)
+    _write_lock(lock, f"{os.getpid()} {socket.gethostname()}\n".encode())
+    return lock, previous
+
+
+def _unlock(lock: int, previous: bytes) -> None:
+    """Give the lock up after a refusal, leaving its text as it was: a refused command changes nothing."""
+    _write_lock(lock, previous)
+    os.close(lock)
+
+
+def _write_lock(lock: int, text: bytes) -> None:
+    os.ftruncate(lock, 0)
+    os.pwrite(lock, text, 0)
+
+
+def _check_is_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise RunError(f"{folder} is not a run folder (no such directory); pass the --out folder of a 'pgdist train'")
-    path = folder / "checkpoint.pt"
+
+
+def load_checkpoint(folder: Path, path: Path | None = None) -> tuple[Config, dict]:
+    """A run folder's Config and latest checkpoint (or ``path``), or a RunError saying what is wrong."""
+    folder = Path(folder)
+    _check_is_folder(folder)
+    path = Path(path) if path is not None else folder / "checkpoint.pt"
     if not path.exists():
+        if path.name != "checkpoint.pt":
+            raise RunError(f"{path}: no such checkpoint; the run's are {folder}/checkpoint*.pt")
         raise RunError(f"{folder} has no checkpoint.pt: it is not a run folder, or its run saved nothing yet")
     try:
-        state = torch.load(path, weights_only=True)
-        config = Config(**state["config"])
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError, ConfigError) as error:
+        return _read_checkpoint(path)
+    except NOT_A_CHECKPOINT as error:
         first_line = (str(error).splitlines() or [""])[0][:120]
-        raise RunError(f"{path} is corrupt or not a pgdist checkpoint ({type(error).__name__}: {first_line})") from None
-    return config, state
+        raise RunError(
+            f"{path} is corrupt or cut short ({type(error).__name__}: {first_line}); {_offer_previous(folder, path)}"
+        ) from None
+
+
+def _read_checkpoint(path: Path) -> tuple[Config, dict]:
+    state = torch.load(path, weights_only=True)
+    return Config(**state["config"]), state
+
+
+def _offer_previous(folder: Path, broken: Path) -> str:
+    """The newest kept checkpoint-NNNNNN.pt that loads, and the command that continues from it."""
+    for path in sorted(folder.glob("checkpoint-[0-9]*.pt"), reverse=True):
+        if path == broken:
+            continue
+        try:
+            _, state = _read_checkpoint(path)
+        except NOT_A_CHECKPOINT:
+            continue
+        return (
+            f"the newest whole kept checkpoint is {path} (iteration {state['version']}): continue from it with "
+            f"'pgdist resume {folder} --from {path}'"
+        )
+    return f"no kept checkpoint-NNNNNN.pt in {folder} loads either"
 
 
 def load_run(folder: Path):
@@ -159,23 +252,49 @@ def load_run(folder: Path):
 
 
 def read_metrics(folder: Path) -> list[dict]:
+    """The rows of metrics.csv, without a last row still being written (no newline yet)."""
     with open(Path(folder) / "metrics.csv", newline="") as file:
-        return list(csv.DictReader(file))
+        return list(csv.DictReader(io.StringIO(_whole_lines(file.read()))))
+
+
+def _whole_lines(text: str) -> str:
+    return text[: text.rfind("\n") + 1]
 
 
 def _save(state: dict, path: Path) -> Path:
-    partial = path.with_suffix(".tmp")
-    torch.save(state, partial)
-    partial.replace(path)  # atomic: a crash never leaves half a checkpoint
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _write_atomically(path, buffer.getvalue())
     return path
 
 
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write a temporary file, fsync it, rename it over ``path``, fsync the folder.
+
+    A reader sees the old file or the new one, and after a crash (of pgdist or of the
+    machine) the disk holds one of them whole, never a mix.
+    """
+    partial = path.with_name(path.name + ".tmp")
+    with open(partial, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    partial.replace(path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 def _keep_rows_up_to(folder: Path, iteration: int) -> None:
+    """Drop the metrics rows after the checkpoint resumed from (and a row cut short by a crash)."""
     rows = [row for row in read_metrics(folder) if int(row["iteration"]) <= iteration]
-    with open(folder / "metrics.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomically(folder / "metrics.csv", table.getvalue().encode())
+    lines = _whole_lines((folder / "metrics.jsonl").read_text()).splitlines()
     kept = [line for line in lines if line and json.loads(line)["iteration"] <= iteration]
-    (folder / "metrics.jsonl").write_text("".join(line + "\n" for line in kept))
+    _write_atomically(folder / "metrics.jsonl", "".join(line + "\n" for line in kept).encode())

@@ -1,20 +1,27 @@
 """The gradient noise scale (pgdist/noise.py) against exact values, and its independence of the workers.
 
-tr(Sigma) and |G|^2 of the per-episode gradient g(tau) = R(tau) grad sum_t ln pi are exact by
-enumeration on envs.mdp:ChainMDP (every trajectory, weighted by its probability) and by
-quadrature on envs.target:TargetBandit: tr(Sigma) = sum_k Var[g_k], |G|^2 = |E[g]|^2.
+On envs.mdp:ChainMDP (every trajectory enumerated, weighted by its probability) and on
+envs.target:TargetBandit (quadrature), the per-episode gradient g = R(tau) grad sum_t ln pi has
+exact moments: G = E[g], Sigma = Cov[g], and E|g - G|^4. So tr(Sigma) and |G|^2 are exact, and
+so is the variance of one iteration's estimates. With k chunks of n episodes and y_j = s_j / n
+the chunk means (i.i.d., mean G, covariance Sigma / n), the estimates are U-statistics:
 
-pgdist's per-iteration estimates are unbiased but noisy, and their variance involves fourth
-moments of g. The test measures it: at a fixed theta it draws M independent iterations (each
-sample() uses fresh chunks), so the M estimates are i.i.d. and their mean has standard error
-s / sqrt(M), s their sample standard deviation. With M >= 150 the mean is close to normal and
-s is within about 10% of the true deviation, so an unbiased estimator falls outside 5 standard
-errors with probability below 1e-5. The test also asserts that 5 standard errors is at most
-15% of the exact value, so that the check has teeth: a biased estimator such as the plain
-mean of |s_j|^2 / n_j (off by N |G|^2) or a k in place of k - 1 (off by 1/(k - 1)) fails.
+    |G|^2^ = 1/(k(k-1)) sum_{j != j'} y_j . y_j',    tr(Sigma)^ = n/(2k(k-1)) sum_{j != j'} |y_j - y_j'|^2,
+
+whose variance is (4 (k-2) zeta_1 + 2 zeta_2) / (k (k-1)), zeta_1 the variance of the kernel's
+mean given one argument, zeta_2 the kernel's variance (Hoeffding 1948). ``variances`` writes
+them out; they need E|e|^4 of a chunk's mean error e, which follows from E|g - G|^4, tr(Sigma)
+and tr(Sigma^2). (A simulation of 20,000 draws from the enumerated distribution matched them.)
+
+At a fixed theta the test draws M independent iterations (every sample() has fresh chunks);
+their mean estimate has standard error sqrt(Var / M) and, averaging M k chunk means, is close
+to normal, so an unbiased estimator falls outside 5 standard errors with probability ~1e-6.
+M is chosen so that 5 standard errors are under 25% of the exact value: a biased estimator
+such as the plain mean of |s_j|^2 / n_j (off by n |G|^2, about 100% here) fails.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -25,52 +32,88 @@ from pgdist.estimators import POLICY_SUMS
 from pgdist.policy import GaussianPolicy, parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 from replay import float64_policy
-from test_estimators import ESTIMATORS, target_bandit_moments
-from test_unbiased import GAMMA, exact_gradient_and_variance
+from test_estimators import ESTIMATORS, target_bandit_gradients
+from test_unbiased import GAMMA, trajectory_gradients
 
-ITERATIONS = 150  # M independent iterations at one theta
 Z_LIMIT = 5.0
 
 
-def measured_estimates(config, policy, iterations=ITERATIONS):
-    """(trace_sigma, grad_sq) of ``iterations`` fresh batches at the policy's theta, never stepping."""
+@dataclass
+class Moments:
+    """Exact moments of the per-episode gradient g: its mean G, covariance Sigma and E|g - G|^4."""
+
+    gradient: torch.Tensor
+    covariance: torch.Tensor
+    fourth: float
+
+    @classmethod
+    def of(cls, weighted_gradients):
+        """From (probability, g) pairs that cover the whole distribution of g."""
+        pairs = list(weighted_gradients)
+        assert sum(w for w, _ in pairs) == pytest.approx(1.0, abs=1e-12)
+        mean = sum(w * g for w, g in pairs)
+        covariance = sum(w * torch.outer(g - mean, g - mean) for w, g in pairs)
+        fourth = sum(w * float((g - mean) @ (g - mean)) ** 2 for w, g in pairs)
+        return cls(mean, covariance, fourth)
+
+    @property
+    def trace_sigma(self) -> float:
+        return float(self.covariance.trace())
+
+    @property
+    def grad_sq(self) -> float:
+        return float(self.gradient @ self.gradient)
+
+    def variances(self, n: int, k: int) -> tuple[float, float]:
+        """Var of one iteration's tr(Sigma)^ and |G|^2^ from k chunks of n episodes (module docstring)."""
+        trace = self.trace_sigma
+        trace_square = float((self.covariance @ self.covariance).trace())
+        spread_along_g = float(self.gradient @ self.covariance @ self.gradient)
+        t, t2 = trace / n, trace_square / n**2  # tr and tr(^2) of a chunk mean's covariance
+        e4 = (self.fourth + (n - 1) * (trace**2 + 2 * trace_square)) / n**3  # E|e|^4, e = y - G
+
+        def u_statistic(zeta_1, zeta_2):
+            return (4 * (k - 2) * zeta_1 + 2 * zeta_2) / (k * (k - 1))
+
+        trace_variance = u_statistic(n**2 / 4 * (e4 - t**2), n**2 / 4 * (2 * e4 + 4 * t2 - 2 * t**2))
+        grad_sq_variance = u_statistic(spread_along_g / n, t2 + 2 * spread_along_g / n)
+        return trace_variance, grad_sq_variance
+
+
+def check_against_exact(config, policy, moments, iterations):
+    """The mean over ``iterations`` of pgdist's estimates at the policy's theta, within 5 standard errors."""
+    k = config.episodes // config.chunk_episodes
+    assert k * config.chunk_episodes == config.episodes
     rows = []
     with Learner(config, policy=policy) as learner:
         for _ in range(iterations):
-            batch = learner.sample()
-            noise = learner.measure_noise(batch)
+            noise = learner.measure_noise(learner.sample())
             rows.append((noise.trace_sigma, noise.grad_sq))
-    return np.array(rows)
-
-
-def assert_agrees(estimates, exact, name):
-    mean = estimates.mean()
-    standard_error = estimates.std(ddof=1) / math.sqrt(len(estimates))
-    z = (mean - exact) / standard_error
-    assert abs(z) < Z_LIMIT, f"{name}: mean estimate {mean:.5g}, exact {exact:.5g}, {z:.2f} standard errors"
-    assert Z_LIMIT * standard_error < 0.15 * abs(exact), f"{name}: too few iterations to tell ({standard_error:.3g})"
+    estimates = np.array(rows).mean(axis=0)
+    exact = (moments.trace_sigma, moments.grad_sq)
+    variances = moments.variances(config.chunk_episodes, k)
+    for name, estimate, value, variance in zip(("tr(Sigma)", "|G|^2"), estimates, exact, variances):
+        standard_error = math.sqrt(variance / iterations)
+        assert Z_LIMIT * standard_error < 0.25 * value, f"{name}: too few iterations to tell"
+        z = (estimate - value) / standard_error
+        assert abs(z) < Z_LIMIT, f"{name}: mean estimate {estimate:.5g}, exact {value:.5g}, {z:.2f} standard errors"
 
 
 def test_estimates_match_enumeration_on_the_chain_mdp():
     torch.manual_seed(7)
     policy = Policy(2, 2).double()
-    gradient, variance = exact_gradient_and_variance(policy)
-    config = Config(env="envs.mdp:ChainMDP", episodes=600, gamma=GAMMA, chunk_episodes=50, envs_per_chunk=50,
+    config = Config(env="envs.mdp:ChainMDP", episodes=1000, gamma=GAMMA, chunk_episodes=25, envs_per_chunk=25,
                     backend="local", seed=4)
-    estimates = measured_estimates(config, policy)
-    assert_agrees(estimates[:, 0], float(variance.sum()), "tr(Sigma)")
-    assert_agrees(estimates[:, 1], float(gradient @ gradient), "|G|^2")
+    check_against_exact(config, policy, Moments.of(trajectory_gradients(policy)), iterations=28)
 
 
 def test_estimates_match_quadrature_on_the_gaussian_bandit():
     torch.manual_seed(1)
     policy = GaussianPolicy(1, 1, hidden=(8,), log_std=-0.3).double()
-    mean_g, mean_g2 = target_bandit_moments(policy)
-    config = Config(env="envs.target:TargetBandit", episodes=600, chunk_episodes=50, envs_per_chunk=50,
+    config = Config(env="envs.target:TargetBandit", episodes=1000, chunk_episodes=100, envs_per_chunk=25,
                     backend="local", seed=9)
-    estimates = measured_estimates(config, policy)
-    assert_agrees(estimates[:, 0], float((mean_g2 - mean_g**2).sum()), "tr(Sigma)")
-    assert_agrees(estimates[:, 1], float(mean_g @ mean_g), "|G|^2")
+    # g's heavy tails (R is quadratic in a) make tr(Sigma)^ spread: few large chunks, many iterations
+    check_against_exact(config, policy, Moments.of(target_bandit_gradients(policy)), iterations=96)
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: "-".join(f"{k}={v}" for k, v in e.items()))

@@ -164,6 +164,7 @@ def iterate(learner, run, state: dict | None) -> None:
         finished = stopped or learner.version >= config.iterations
         run.save(learner, finished)
     progress.close()
+    print(f"pgdist: {learner.noise_summary()}")
     if stopped:
         print(f"pgdist: mean return {metrics['return_mean']:.2f} >= stop_return {config.stop_return}; "
               f"kept the policy that reached it (theta version {learner.version})")

@@ -196,6 +196,7 @@ def iterate(learner, run, state: dict | None, interrupts: Interrupts) -> bool:
             interrupts.iteration = None
     finally:
         progress.close()
+    print(f"pgdist: {learner.noise_summary()}")
     if stopped:
         print(f"pgdist: mean return {metrics['return_mean']:.2f} >= stop_return {config.stop_return}; "
               f"kept the policy that reached it (theta version {learner.version})")

@@ -31,6 +31,8 @@ import torch
 RETURNS = ("total", "reward_to_go")
 BASELINES = ("none", "mean", "value")
 STD_EPSILON = 1e-8
+# the chunk vectors whose linear combination is the policy's gradient sum (``Estimator.coefficients``)
+POLICY_SUMS = ("gradient_sum", "score_sum", "entropy_gradient_sum")
 
 
 def discounted_returns(
@@ -92,15 +94,27 @@ class Estimator:
             return rewards_to_go(rewards, timestep, episode, n_episodes, self.gamma)
         return discounted_returns(rewards, timestep, episode, n_episodes, self.gamma)[episode]
 
-    def combine(self, sums) -> np.ndarray:
-        """The batch's gradient sum N * g from the summed results of all chunks; g = combine / N."""
-        weighted = sums.gradient_sum
+    def coefficients(self, sums) -> tuple[float, float, float]:
+        """c with combine(sums) = c . (gradient_sum, score_sum, entropy_gradient_sum) (``POLICY_SUMS``).
+
+        The sum is linear in the chunks' vectors; only c needs the whole batch (mu, sigma):
+        (g - mu h) / sigma + beta e.
+        """
+        scale, centre = 1.0, 0.0
         if self.centred:
             mean = sums.weight_sum / sums.steps
-            weighted = weighted - mean * sums.score_sum
             if self.standardize:
                 variance = max(sums.weight_square_sum / sums.steps - mean**2, 0.0)
-                weighted = weighted / (np.sqrt(variance) + STD_EPSILON)
-        if self.entropy:
-            weighted = weighted + self.entropy * sums.entropy_gradient_sum
+                scale = 1.0 / (np.sqrt(variance) + STD_EPSILON)
+            centre = -mean * scale
+        return scale, centre, self.entropy
+
+    def combine(self, sums) -> np.ndarray:
+        """The batch's gradient sum N * g from the summed results of all chunks; g = combine / N."""
+        scale, centre, entropy = self.coefficients(sums)
+        weighted = scale * sums.gradient_sum
+        if self.centred:
+            weighted = weighted + centre * sums.score_sum
+        if entropy:
+            weighted = weighted + entropy * sums.entropy_gradient_sum
         return weighted

@@ -20,7 +20,8 @@ from pgdist.adam import Adam
 from pgdist.backends import LocalBackend
 from pgdist.config import Config
 from pgdist.envs import EnvError, env_spaces, time_limit
-from pgdist.estimators import loss
+from pgdist.estimators import POLICY_SUMS, loss
+from pgdist.noise import ChunkSquares, NoiseScale, estimate
 from pgdist.policy import make_policy, make_value_function, parameters_to_vector, vector_to_parameters
 from pgdist.worker import ChunkResult, make_chunks
 
@@ -54,6 +55,8 @@ class Learner:
         self.version = 0  # theta's version: the number of Adam steps taken
         self.batches = 0  # sampling calls made; with the seed, it names every chunk's randomness
         self.told_truncated = False  # said once that max_episode_steps cuts episodes
+        self.noise_scale = NoiseScale()  # B_simple, smoothed over iterations (noise.py)
+        self.chunk_squares = ChunkSquares(len(POLICY_SUMS))  # of the last sample()'s chunks
         self.backend = make_backend(config, policy, self.value)
         chunks = math.ceil(config.episodes / config.chunk_episodes)
         if chunks < self.backend.workers:
@@ -85,6 +88,8 @@ class Learner:
         n = batch.episodes
         return_mean = batch.return_sum / n
         stopped = self.config.stop_return is not None and return_mean >= self.config.stop_return
+        noise = self.measure_noise(batch)
+        self.noise_scale.update(noise)
         gradient = self.loss_gradient(batch) if stopped else self.update(batch)
         weight_mean = batch.weight_sum / batch.steps
         return {
@@ -105,6 +110,11 @@ class Learner:
             "weight_std": math.sqrt(max(batch.weight_square_sum / batch.steps - weight_mean**2, 0.0)),
             "truncated": batch.truncated,  # episodes pgdist's max_episode_steps cut short
             "stopped": stopped,
+            # this iteration's unbiased estimates and B_simple from their moving averages (noise.py);
+            # None with a single chunk, which has no second chunk to compare its sum with
+            "trace_sigma": None if noise is None else noise.trace_sigma,
+            "grad_sq": None if noise is None else noise.grad_sq,
+            "noise_scale": self.noise_scale.value,
         }
 
     def estimate_gradient(self) -> torch.Tensor:
@@ -113,14 +123,20 @@ class Learner:
         return torch.as_tensor(self.config.estimator.combine(batch) / batch.episodes)
 
     def sample(self) -> ChunkResult:
-        """Broadcast theta and gather the sums of N fresh episodes."""
+        """Broadcast theta and gather the sums of N fresh episodes.
+
+        As each chunk arrives, its vectors' dot products go into ``self.chunk_squares`` for the
+        noise scale (``measure_noise``); no chunk's vectors are kept.
+        """
         theta = parameters_to_vector(self.policy, self.value).numpy()
         chunks = make_chunks(self.config.episodes, self.config.chunk_episodes, self.config.seed, self.batches)
         self.batches += 1
+        self.chunk_squares = ChunkSquares(len(POLICY_SUMS))
         total = None
         try:
             for result in self.backend.sample(theta, self.version, chunks):
                 self.check_current(result)
+                self.chunk_squares.add([getattr(result, name) for name in POLICY_SUMS], result.episodes)
                 if total is None:
                     total = result.writable()
                 else:
@@ -141,6 +157,34 @@ class Learner:
                 "the gradient is that of the capped episodes; set max_episode_steps (--max-episode-steps) to change it"
             )
             self.told_truncated = True
+
+    def measure_noise(self, batch: ChunkResult):
+        """tr(Sigma)^ and |G|^2^ of the policy's gradient from the last sample()'s chunks, or None for one chunk.
+
+        The chunk sums s_j = c . V_j take the batch's coefficients c (its mu and sigma), known now.
+        """
+        estimator = self.config.estimator
+        sum_of_squares = self.chunk_squares.sum_of_squares(estimator.coefficients(batch))
+        total = estimator.combine(batch)
+        return estimate(sum_of_squares, float(total @ total), batch.episodes, self.chunk_squares.chunks)
+
+    def noise_summary(self) -> str:
+        """One line for the end of training: the measured noise scale against N, or why there is none."""
+        episodes, chunk_episodes = self.config.episodes, self.config.chunk_episodes
+        if episodes <= chunk_episodes:
+            return (
+                f"no noise scale: N = {episodes} is 1 chunk (chunk_episodes = {chunk_episodes}) and the estimate "
+                f"compares the sums of 2 chunks or more; set chunk_episodes to N/2 or less"
+            )
+        noise_scale = self.noise_scale.value
+        if self.noise_scale.count == 0:
+            return "no noise scale: no iteration has measured it yet"
+        if noise_scale is None:
+            return (
+                f"no noise scale: the measured |G|^2 is not positive, the gradient is lost in the noise of "
+                f"N = {episodes} episodes (a larger N would tell)"
+            )
+        return f"measured noise scale ≈ {noise_scale:,.0f} episodes; N = {episodes:,} is {episodes / noise_scale:.2g}× that"
 
     def check_current(self, result: ChunkResult) -> None:
         if result.version != self.version:
@@ -176,6 +220,7 @@ class Learner:
             "optimizer": self.optimizer.state_dict(),
             "version": self.version,
             "batches": self.batches,
+            "noise_scale": self.noise_scale.state_dict(),
             "config": self.config.to_dict(),
         }
 
@@ -186,6 +231,8 @@ class Learner:
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = state["version"]
         self.batches = state["batches"]
+        if "noise_scale" in state:  # a checkpoint from before the noise scale starts its averages afresh
+            self.noise_scale.load_state_dict(state["noise_scale"])
 
 
 def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module | None = None):

@@ -47,6 +47,9 @@ COLUMNS = (
     "weight_mean",
     "weight_std",
     "stopped",
+    "trace_sigma",
+    "grad_sq",
+    "noise_scale",
 )
 CURVE_EVERY_SECONDS = 10.0
 LOCK = ".lock"
@@ -127,7 +130,7 @@ class Run:
 
             self.tensorboard = SummaryWriter(str(self.folder))
         for name, value in metrics.items():
-            if name != "iteration":
+            if name != "iteration" and value is not None:  # None: no noise scale yet (learner.py)
                 self.tensorboard.add_scalar(name, value, metrics["iteration"])
         if time.monotonic() - self.curve_drawn > CURVE_EVERY_SECONDS:
             self.draw_curve()

@@ -106,19 +106,16 @@ def test_rewards_to_go_by_hand():
     torch.testing.assert_close(to_go, torch.tensor(expected, dtype=torch.float64))
 
 
-def test_gaussian_estimate_is_unbiased(backend):
-    """On envs.target:TargetBandit, grad J and the estimator's variance are exact by Gauss-Hermite quadrature.
+def target_bandit_gradients(policy):
+    """(weight, g) at the nodes of a quadrature that is exact for E[g] and E[g^2] on envs.target:TargetBandit.
 
-    R(a) and grad ln pi(a|s) are polynomials in a (degrees 2 and 2), so E[g] and E[g^2] are
-    integrals of polynomials of degree <= 8 against a normal density: 10 nodes are exact.
-    Each component may be off by 5 standard errors (see test_unbiased.py for the reasoning).
+    g = R(a) grad ln pi(a|s). R(a) and grad ln pi(a|s) are polynomials in a (degrees 2 and 2), so
+    E[g] and E[g^2] are integrals of polynomials of degree <= 8 against a normal density, and
+    Gauss-Hermite quadrature with 10 nodes (exact to degree 19) gets them, and E[|g|^4], exactly.
     """
-    torch.manual_seed(1)
-    policy = GaussianPolicy(1, 1, hidden=(8,), log_std=-0.3).double()
     parameters = list(policy.parameters())
     nodes, node_weights = np.polynomial.hermite_e.hermegauss(10)
     node_weights = node_weights / node_weights.sum()
-    mean_g, mean_g2 = 0.0, 0.0
     for s in (-1.0, 1.0):
         distribution = policy(torch.tensor([[s]], dtype=torch.float64))
         mu, sigma = distribution.base_dist.loc.detach(), distribution.base_dist.scale.detach()
@@ -126,9 +123,21 @@ def test_gaussian_estimate_is_unbiased(backend):
             action = mu + sigma * node
             R = -float((action - TARGET_SLOPE * s) ** 2)
             score = torch.autograd.grad(policy(torch.tensor([[s]], dtype=torch.float64)).log_prob(action).sum(), parameters)
-            g = R * torch.cat([x.reshape(-1) for x in score])
-            mean_g = mean_g + 0.5 * weight * g
-            mean_g2 = mean_g2 + 0.5 * weight * g**2
+            yield 0.5 * weight, R * torch.cat([x.reshape(-1) for x in score])
+
+
+def test_gaussian_estimate_is_unbiased(backend):
+    """On envs.target:TargetBandit, grad J and the estimator's variance are exact by quadrature.
+
+    Each component may be off by 5 standard errors (see test_unbiased.py for the reasoning).
+    """
+    torch.manual_seed(1)
+    policy = GaussianPolicy(1, 1, hidden=(8,), log_std=-0.3).double()
+    parameters = list(policy.parameters())
+    mean_g, mean_g2 = 0.0, 0.0
+    for weight, g in target_bandit_gradients(policy):
+        mean_g = mean_g + weight * g
+        mean_g2 = mean_g2 + weight * g**2
     # the closed form J = E_s[-(mu(s) - 0.5 s)^2 - sigma^2] agrees with the quadrature
     states = torch.tensor([[-1.0], [1.0]], dtype=torch.float64)
     distribution = policy(states)

@@ -42,21 +42,23 @@ def trajectories():
     return finished
 
 
-def exact_gradient_and_variance(policy):
-    """grad J (Eq. 17) and Var[g] per component, by enumerating every trajectory."""
+def trajectory_gradients(policy):
+    """(P(tau|theta), g(tau) = R(tau) grad sum_t ln pi) for every trajectory tau, g by autograd."""
     parameters = list(policy.parameters())
-    gradient = torch.zeros(sum(p.numel() for p in parameters), dtype=torch.float64)
-    second_moment = torch.zeros_like(gradient)
-    total_probability = 0.0
     for environment_probability, R, path in trajectories():
         states = torch.tensor(np.array([s for s, _ in path]), dtype=torch.float64)
         actions = torch.tensor([a for _, a in path])
         sum_ln_pi = policy(states).log_prob(actions).sum()
         score = torch.autograd.grad(sum_ln_pi, parameters)
-        g = R * torch.cat([s.reshape(-1) for s in score])
-        probability = environment_probability * math.exp(sum_ln_pi.item())
-        gradient += probability * g
-        second_moment += probability * g**2
+        yield environment_probability * math.exp(sum_ln_pi.item()), R * torch.cat([s.reshape(-1) for s in score])
+
+
+def exact_gradient_and_variance(policy):
+    """grad J (Eq. 17) and Var[g] per component, by enumerating every trajectory."""
+    gradient, second_moment, total_probability = 0.0, 0.0, 0.0
+    for probability, g in trajectory_gradients(policy):
+        gradient = gradient + probability * g
+        second_moment = second_moment + probability * g**2
         total_probability += probability
     assert total_probability == pytest.approx(1.0, abs=1e-12)
     return gradient, second_moment - gradient**2

@@ -14,10 +14,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from pgdist.backends import ClusterError, WorkerError
 from pgdist.config import Config, ConfigError, coerce, fields, read_yaml
-from pgdist.backends import ClusterError
 from pgdist.envs import EnvError
+from pgdist.export import ExportError
+from pgdist.policy import PolicyError
 from pgdist.runs import RunError
+from pgdist.training import Callback, ExtraMissing
+from pgdist.video import VideoError
+
+# errors a user can act on: one line, exit code 2 (a traceback only with --debug)
+USER_ERRORS = (ConfigError, RunError, ClusterError, WorkerError, EnvError, PolicyError, ExportError, VideoError,
+               ExtraMissing)
 
 
 def run() -> None:
@@ -42,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = WarningLines().show
     try:
         return args.command(args)
-    except (ConfigError, RunError, ClusterError, EnvError) as error:
+    except USER_ERRORS as error:
         if args.debug:
             raise
         print(f"pgdist: error: {error}", file=sys.stderr)
@@ -58,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_flags(train_parser)
     train_parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<date>-<time>)")
+    train_parser.add_argument("--wandb", default=None, metavar="PROJECT",
+                              help="also log every iteration to this Weights & Biases project (the wandb extra; "
+                              "WANDB_MODE=offline logs without a network)")
     add_checkpoint_flag(train_parser)
     train_parser.set_defaults(command=train)
     resume_parser = commands.add_parser(
@@ -85,7 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--greedy", action="store_true",
                              help="take the most probable action (the mean, for continuous actions) instead of sampling")
     eval_parser.add_argument("--seed", type=int, default=12345, help="seed of the evaluation episodes (default: 12345)")
+    eval_parser.add_argument("--video", type=Path, default=None, metavar="FILE",
+                             help="record 3 of the episodes (or --episodes, if fewer) into FILE (.mp4 or .gif; "
+                             "the video extra)")
     eval_parser.set_defaults(command=evaluate_run)
+    export_parser = commands.add_parser(
+        "export", help="the trained policy as a standalone ONNX or TorchScript file",
+        description="Write the run's policy as a file that maps a batch of observations to each action's "
+        "probability (discrete actions) or the mean action (continuous): no pgdist needed to run it.",
+    )
+    export_parser.add_argument("run", type=Path, metavar="RUN", help="run folder (with checkpoint.pt)")
+    export_parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx",
+                               help="onnx (the onnx extra) or torchscript (default: onnx)")
+    export_parser.add_argument("--out", type=Path, default=None, help="file to write (default: RUN/policy.onnx or .pt)")
+    export_parser.set_defaults(command=export_run)
     info_parser = commands.add_parser(
         "info", help="versions, environments, and a cluster's nodes",
         description="Print versions, the environments pgdist can find, and (with --address) a Ray cluster's nodes.",
@@ -131,7 +155,7 @@ def train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with Interrupts() as interrupts:
         run = Run.create(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), config, args.checkpoint_every)
-        return run_iterations(run, None, interrupts, args.debug)
+        return run_iterations(run, None, interrupts, args.debug, args.wandb)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -142,7 +166,7 @@ def resume(args: argparse.Namespace) -> int:
         return run_iterations(run, state, interrupts, args.debug)
 
 
-def run_iterations(run, state: dict | None, interrupts: Interrupts, debug: bool) -> int:
+def run_iterations(run, state: dict | None, interrupts: Interrupts, debug: bool, wandb: str | None = None) -> int:
     """Train until ``config.iterations``, ``stop_return`` or a signal, recording every iteration in the run folder."""
     from pgdist.learner import Learner
 
@@ -151,7 +175,7 @@ def run_iterations(run, state: dict | None, interrupts: Interrupts, debug: bool)
         try:
             with Learner(run.config) as learner:
                 interrupts.install()  # again: ray.init sets a SIGTERM handler of its own
-                finished = iterate(learner, run, state, interrupts)
+                finished = iterate(learner, run, state, interrupts, wandb)
                 interrupts.ending()
                 closed = background.submit(run.close)  # the last curve is drawn while the workers stop
         except Interrupted:
@@ -175,39 +199,32 @@ def run_iterations(run, state: dict | None, interrupts: Interrupts, debug: bool)
     return 0
 
 
-def iterate(learner, run, state: dict | None, interrupts: Interrupts) -> bool:
-    """Iterations until the run is finished (True) or a signal came (False)."""
+def iterate(learner, run, state: dict | None, interrupts: Interrupts, wandb: str | None = None) -> bool:
+    """Iterations until the run is finished (True) or a signal came (False): pgdist.training.train,
+    with the run folder, the progress display and the signals (and W&B) as its callbacks."""
+    from pgdist.training import WandbLogger, train
+
     config = run.config
     if state is not None:
         learner.load_state_dict(state)
     print(f"pgdist: {config.env}, N={config.episodes}, {learner.backend.workers} worker(s), run folder {run.folder}")
-    progress = Progress(config.iterations, learner.version)
-    finished = learner.version >= config.iterations
-    stopped = False
-    try:
-        while not finished and not interrupts.signals:
-            interrupts.iteration = learner.version + 1
-            metrics = learner.step()
-            run.record(metrics)
-            progress.show(metrics)
-            stopped = metrics["stopped"]
-            finished = stopped or learner.version >= config.iterations
-            run.save(learner, finished)
-            interrupts.iteration = None
-    finally:
-        progress.close()
+    callbacks = [run, Progress(config.iterations, learner.version), interrupts]
+    if wandb:
+        callbacks.append(WandbLogger(wandb, folder=run.folder, name=run.folder.name))
+    history = train(learner, callbacks)
     print(f"pgdist: {learner.noise_summary()}")
+    stopped = bool(history) and history[-1]["stopped"]
     if stopped:
-        print(f"pgdist: mean return {metrics['return_mean']:.2f} >= stop_return {config.stop_return}; "
+        print(f"pgdist: mean return {history[-1]['return_mean']:.2f} >= stop_return {config.stop_return}; "
               f"kept the policy that reached it (theta version {learner.version})")
-    return finished
+    return stopped or learner.version >= config.iterations
 
 
 class Interrupted(BaseException):
     """A second SIGINT or SIGTERM: stop at once (a BaseException, as KeyboardInterrupt, so nothing swallows it)."""
 
 
-class Interrupts:
+class Interrupts(Callback):
     """SIGINT and SIGTERM during a run: the first ends it after the iteration in flight, a second at once.
 
     Either way the workers and the Ray instance pgdist started are stopped and the run's
@@ -238,6 +255,17 @@ class Interrupts:
     def install(self) -> None:
         for number in self.SIGNALS:
             signal.signal(number, self.received)
+
+    def on_start(self, learner) -> bool:
+        self.iteration = learner.version + 1
+        return not self.signals  # one that came while the workers started: no iteration at all
+
+    def on_iteration(self, learner, metrics: dict) -> bool:
+        self.iteration = learner.version + 1
+        return not self.signals
+
+    def on_end(self, learner, metrics: dict | None) -> None:
+        self.iteration = None
 
     def ending(self) -> None:
         """From here on the run only stops its workers and closes files: let a signal not cut that short."""
@@ -285,7 +313,7 @@ class WarningLines:
             print(f"pgdist: warning: {text}", file=sys.stderr)
 
 
-class Progress:
+class Progress(Callback):
     """A live bar on a terminal; a plain line per iteration elsewhere (CI, ray job logs)."""
 
     def __init__(self, iterations: int, done: int):
@@ -295,7 +323,7 @@ class Progress:
 
             self.bar = tqdm(total=iterations, initial=done, unit="it", dynamic_ncols=True)
 
-    def show(self, metrics: dict) -> None:
+    def on_iteration(self, learner, metrics: dict) -> None:
         if self.bar is None:
             print(progress_line(metrics), flush=True)
         else:
@@ -304,7 +332,7 @@ class Progress:
             )
             self.bar.update(1)
 
-    def close(self) -> None:
+    def on_end(self, learner, metrics: dict | None) -> None:
         if self.bar is not None:
             self.bar.close()
 
@@ -314,9 +342,31 @@ def evaluate_run(args: argparse.Namespace) -> int:
     from pgdist.runs import load_run
 
     config, policy = load_run(args.run)
-    returns = evaluate(config, policy, args.episodes, greedy=args.greedy, seed=args.seed)
     actions = "greedy" if args.greedy else "sampled"
+    if args.video:
+        from pgdist.video import record_video
+
+        path, returns = record_video(config.env, policy, args.video, min(3, args.episodes), args.greedy, args.seed)
+        print(f"pgdist: wrote {path}: {len(returns)} episodes, returns {', '.join(f'{r:.1f}' for r in returns)} "
+              f"({actions} actions)")
+        return 0
+    returns = evaluate(config, policy, args.episodes, greedy=args.greedy, seed=args.seed)
     print(f"mean return {returns.mean():.2f} ± {returns.std():.2f} over {len(returns)} episodes ({actions} actions)")
+    return 0
+
+
+def export_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from pgdist.envs import env_spaces
+    from pgdist.export import FORMATS, export
+    from pgdist.runs import load_run
+
+    config, policy = load_run(args.run)
+    observation = torch.as_tensor(env_spaces(config.env).observation, dtype=torch.float32).reshape(1, -1)
+    out = args.out or args.run / f"policy{FORMATS[args.format]}"
+    print(f"pgdist: wrote {export(policy, observation, args.format, out)} "
+          f"(observations [batch, {observation.shape[1]}] -> actions)")
     return 0
 
 

@@ -17,6 +17,9 @@ from pgdist.envs import DEFAULT_MAX_EPISODE_STEPS, check_env_name
 from pgdist.estimators import BASELINES, RETURNS, Estimator
 
 
+SCHEDULES = ("constant", "linear")  # of the learning rate: pgdist.optim.learning_rate_factor
+
+
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the field and the value."""
 
@@ -41,6 +44,15 @@ class Config:
     )
     episodes: int = _field(10, "N, the trajectories behind each gradient step (Eq. 19, 23)")
     lr: float = _field(1e-3, "Adam's learning rate (alpha in Eq. 4)")
+    lr_schedule: str = _field(
+        "constant", "learning rate over training: 'constant', or 'linear' (decays to 0 over iterations, as in SB3 and CleanRL)"
+    )
+    max_grad_norm: float | None = _field(
+        None, "clip the estimated policy gradient to this norm before the step (torch.nn.utils.clip_grad_norm_)"
+    )
+    value_lr: float | None = _field(
+        None, "learning rate of the value baseline (baseline='value'); default: lr. Spinning Up's vf_lr"
+    )
     gamma: float = _field(0.95, "discount factor of the total return R(tau) (Eq. 6), in (0, 1]")
     hidden: tuple[int, ...] = _field((8, 8), "sizes of the policy's hidden tanh layers")
     iterations: int = _field(1000, "gradient steps to take")
@@ -100,8 +112,12 @@ class Config:
                 _positive_int(self, name)
         if not 0.0 < self.gamma <= 1.0:
             _fail("gamma", self.gamma, "a discount factor in (0, 1]")
-        if not self.lr > 0.0:
-            _fail("lr", self.lr, "a learning rate > 0")
+        for name in ("lr", "value_lr", "max_grad_norm"):
+            value = getattr(self, name)
+            if (value is not None or name == "lr") and not (_number(value) and value > 0.0):
+                _fail(name, value, "a number > 0" + ("" if name == "lr" else " or null"))
+        if self.lr_schedule not in SCHEDULES:
+            _fail("lr_schedule", self.lr_schedule, " or ".join(map(repr, SCHEDULES)))
         if any(not isinstance(size, int) or size < 1 for size in self.hidden):
             _fail("hidden", self.hidden, "layer sizes that are whole numbers >= 1")
         if self.returns not in RETURNS:
@@ -226,6 +242,10 @@ def _positive_int(config, *names):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             _fail(name, value, "a whole number >= 1")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _fail(name, value, expected):

@@ -57,6 +57,7 @@ class EnvSpaces:
 
     observation_size: int
     action_space: spaces.Space
+    observation: np.ndarray  # the env's first observation, flat: the Learner checks a policy on it
 
 
 def load_env_class(name: str):
@@ -111,8 +112,8 @@ def env_spaces(name: str) -> EnvSpaces:
     env_class = load_env_class(name)
     if env_class is not None:
         env = _created(name, env_class)
-        state = _called(name, "reset", env.reset)
-        return EnvSpaces(_as_array(state).size, _supported_actions(name, _action_space(env_class)))
+        state = _as_array(_called(name, "reset", env.reset))
+        return EnvSpaces(state.size, _supported_actions(name, _action_space(env_class)), state)
     env = _created(name, gymnasium.make, name)
     try:
         observations = env.observation_space
@@ -121,7 +122,9 @@ def env_spaces(name: str) -> EnvSpaces:
                 f"env {name}: pgdist does not support {type(observations).__name__} observations yet "
                 f"({observations}), only Box (arrays)"
             )
-        return EnvSpaces(int(np.prod(observations.shape)), _supported_actions(name, env.action_space))
+        actions = _supported_actions(name, env.action_space)
+        state, _ = _called(name, "reset", env.reset, seed=0)
+        return EnvSpaces(int(np.prod(observations.shape)), actions, _as_array(state))
     finally:
         env.close()
 

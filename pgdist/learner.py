@@ -1,8 +1,13 @@
-"""The learner: theta and Adam. One iteration is broadcast, sample, update.
+"""The learner: theta and its optimizer. One iteration is broadcast, sample, update.
 
     with Learner(Config(env="CartPole-v1", episodes=1000)) as learner:
         for _ in range(100):
-            metrics = learner.step()
+            metrics = learner.step()  # learner.update(learner.sample())
+
+``sample()`` broadcasts theta and gathers the sums of N fresh episodes (a ``Batch``);
+``update(batch)`` takes one optimizer step on L (Eq. 23) from those sums and returns the
+iteration's metrics (``pgdist.metrics``). When to stop is the decision of the loop around
+them: ``pgdist.training.train`` (with callbacks), the command line's, or the caller's own.
 """
 
 from __future__ import annotations
@@ -13,50 +18,76 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from pgdist.adam import Adam
 from pgdist.backends import LocalBackend
 from pgdist.config import Config
 from pgdist.envs import EnvError, env_spaces, time_limit
 from pgdist.estimators import POLICY_SUMS, loss
-from pgdist.noise import ChunkSquares, NoiseScale, estimate
-from pgdist.policy import make_policy, make_value_function, parameters_to_vector, vector_to_parameters
+from pgdist.metrics import METRICS
+from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
+from pgdist.optim import Adam, learning_rate_factor, set_learning_rates
+from pgdist.policy import check_policy, make_policy, make_value_function, parameters_to_vector, set_gradients
 from pgdist.worker import ChunkResult, make_chunks
 
-
 log = logging.getLogger(__name__)
+
+OptimizerFactory = Callable[[list[dict]], "torch.optim.Optimizer"]
 
 
 class StaleResultError(RuntimeError):
     """A worker's result was computed with another theta than the learner's current one."""
 
 
+@dataclass
+class Batch:
+    """What one sampling call gathered: the sums of its N episodes (every chunk's added) and measured."""
+
+    sums: ChunkResult
+    noise: NoiseEstimate | None  # this batch's tr(Sigma)^ and |G|^2^ (noise.py); None with one chunk
+    workers: int  # live workers at its end
+    seconds: float  # the sampling call's wall time
+
+    @property
+    def episodes(self) -> int:
+        return self.sums.episodes
+
+    @property
+    def return_mean(self) -> float:
+        """The mean undiscounted episode return, the score users read."""
+        return self.sums.return_sum / self.sums.episodes
+
+
 class Learner:
     """Trains ``policy`` with REINFORCE; its N episodes per iteration come from the backend's workers.
 
-    A context manager: entering starts the workers (and a local Ray instance if it
-    started one), leaving stops exactly what it started.
+    ``optimizer`` builds the optimizer from the parameter groups: the policy's, and the value
+    baseline's (with ``lr=config.value_lr``) where there is one; any ``torch.optim`` optimizer
+    fits (``lambda groups: torch.optim.SGD(groups, lr=0.1)``). The default is the tutorial's
+    Adam(lr) (``pgdist.optim.Adam``). A context manager: entering starts the workers (and a
+    local Ray instance if it started one), leaving stops exactly what it started.
     """
 
-    def __init__(self, config: Config, policy: torch.nn.Module | None = None):
+    def __init__(self, config: Config, policy: torch.nn.Module | None = None,
+                 optimizer: OptimizerFactory | None = None):
         self.config = config
         spaces = env_spaces(config.env)
         if policy is None:
             policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
+        check_policy(policy, spaces.observation, spaces.action_space, config.env)
         self.policy = policy
         self.value = None  # the learned baseline V(s), with baseline="value"
         if config.baseline == "value":
             self.value = make_value_function(spaces.observation_size, config.hidden, config.seed)
             self.value.to(next(policy.parameters()).dtype)
-        theta = parameters_to_vector(self.policy, self.value)
-        self.optimizer = Adam(theta.numel(), config.lr, dtype=theta.dtype)
-        self.version = 0  # theta's version: the number of Adam steps taken
+        self.optimizer = (optimizer or (lambda groups: Adam(groups, lr=config.lr)))(self.parameter_groups())
+        self.version = 0  # theta's version: the number of optimizer steps taken
         self.batches = 0  # sampling calls made; with the seed, it names every chunk's randomness
         self.told_truncated = False  # said once that max_episode_steps cuts episodes
-        self.noise_scale = NoiseScale()  # B_simple, smoothed over iterations (noise.py)
-        self.chunk_squares = ChunkSquares(len(POLICY_SUMS))  # of the last sample()'s chunks
+        self.noise_scale = NoiseScale()  # B_simple, smoothed over sampling calls (noise.py)
         self.backend = make_backend(config, policy, self.value)
         chunks = math.ceil(config.episodes / config.chunk_episodes)
         if chunks < self.backend.workers:
@@ -66,6 +97,13 @@ class Learner:
                 "lower chunk_episodes (--chunk-episodes) or raise N",
                 stacklevel=2,
             )
+
+    def parameter_groups(self) -> list[dict]:
+        """The optimizer's parameter groups: the policy's; the value function's, with its own lr."""
+        groups = [{"params": list(self.policy.parameters())}]
+        if self.value is not None:
+            groups.append({"params": list(self.value.parameters()), "lr": self.config.value_lr or self.config.lr})
+        return groups
 
     def __enter__(self) -> Learner:
         return self
@@ -77,66 +115,25 @@ class Learner:
         self.backend.close()
 
     def step(self) -> dict:
-        """One iteration: broadcast theta, gather N episodes, one Adam step on Eq. 23.
+        """One iteration: broadcast theta, gather N episodes, one optimizer step on Eq. 23; its metrics."""
+        return self.update(self.sample())
 
-        A batch whose mean return reaches ``stop_return`` ends training (``metrics["stopped"]``)
-        without the step: theta stays the policy whose episodes reached it.
-        """
-        start = time.perf_counter()
-        batch = self.sample()
-        self.tell_truncated(batch)
-        n = batch.episodes
-        return_mean = batch.return_sum / n
-        stopped = self.config.stop_return is not None and return_mean >= self.config.stop_return
-        noise = self.measure_noise(batch)
-        self.noise_scale.update(noise)
-        gradient = self.loss_gradient(batch) if stopped else self.update(batch)
-        weight_mean = batch.weight_sum / batch.steps
-        return {
-            "iteration": batch.version + 1,
-            "episodes": n,
-            "steps": batch.steps,
-            "seconds": time.perf_counter() - start,
-            "workers": self.backend.live_workers(),  # up at the batch's end: a lost worker is back once it counts
-            "return_mean": return_mean,
-            "return_min": batch.return_min,
-            "return_max": batch.return_max,
-            "discounted_return_mean": batch.discounted_return_sum / n,
-            "length_mean": batch.steps / n,
-            "gradient_norm": float(gradient.norm()),
-            "theta_version": batch.version,  # the theta the episodes were sampled with
-            # the estimator's weights A_t over the batch's steps (returns, baselined), see estimators.py
-            "weight_mean": weight_mean,
-            "weight_std": math.sqrt(max(batch.weight_square_sum / batch.steps - weight_mean**2, 0.0)),
-            "truncated": batch.truncated,  # episodes pgdist's max_episode_steps cut short
-            "stopped": stopped,
-            # this iteration's unbiased estimates and B_simple from their moving averages (noise.py);
-            # None with a single chunk, which has no second chunk to compare its sum with
-            "trace_sigma": None if noise is None else noise.trace_sigma,
-            "grad_sq": None if noise is None else noise.grad_sq,
-            "noise_scale": self.noise_scale.value,
-        }
-
-    def estimate_gradient(self) -> torch.Tensor:
-        """Eq. 19 at the current theta from N fresh episodes, flat, without stepping."""
-        batch = self.sample()
-        return torch.as_tensor(self.config.estimator.combine(batch) / batch.episodes)
-
-    def sample(self) -> ChunkResult:
+    def sample(self) -> Batch:
         """Broadcast theta and gather the sums of N fresh episodes.
 
-        As each chunk arrives, its vectors' dot products go into ``self.chunk_squares`` for the
-        noise scale (``measure_noise``); no chunk's vectors are kept.
+        As each chunk arrives, its vectors' dot products go into a ``ChunkSquares`` for the
+        noise scale; no chunk's vectors are kept.
         """
+        start = time.perf_counter()
         theta = parameters_to_vector(self.policy, self.value).numpy()
         chunks = make_chunks(self.config.episodes, self.config.chunk_episodes, self.config.seed, self.batches)
         self.batches += 1
-        self.chunk_squares = ChunkSquares(len(POLICY_SUMS))
+        squares = ChunkSquares(len(POLICY_SUMS))
         total = None
         try:
             for result in self.backend.sample(theta, self.version, chunks):
                 self.check_current(result)
-                self.chunk_squares.add([getattr(result, name) for name in POLICY_SUMS], result.episodes)
+                squares.add([getattr(result, name) for name in POLICY_SUMS], result.episodes)
                 if total is None:
                     total = result.writable()
                 else:
@@ -145,7 +142,73 @@ class Learner:
             if str(error) == error.message:
                 raise
             raise EnvError(error.message) from error  # a backend's wrapper (Ray's) shows a traceback as its str
-        return total
+        self.tell_truncated(total)
+        noise = self.measure_noise(total, squares)
+        self.noise_scale.update(noise)
+        return Batch(total, noise, self.backend.live_workers(), time.perf_counter() - start)
+
+    def update(self, batch: Batch) -> dict:
+        """One optimizer step down L (Eq. 23, 24), whose gradient is minus the estimate of grad J.
+
+        L is linear in the gradient sum, so its gradient is ``loss(gradient_sum, N)``; estimators
+        other than Eq. 23's combine more sums into the gradient sum first. The value function,
+        if any, steps on the mean squared error of its predictions over the batch's steps.
+        """
+        start = time.perf_counter()
+        gradient = self.loss_gradient(batch)
+        set_gradients(gradient, self.policy)
+        if self.value is not None:
+            set_gradients(torch.as_tensor(batch.sums.value_gradient_sum / batch.sums.steps), self.value)
+        if self.config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
+        set_learning_rates(self.optimizer, learning_rate_factor(self.config.lr_schedule, self.version, self.config.iterations))
+        self.optimizer.step()
+        self.version += 1
+        return self.metrics(batch, gradient, update_seconds=time.perf_counter() - start)
+
+    def estimate_gradient(self, batch: Batch | None = None) -> torch.Tensor:
+        """Eq. 19's g-hat, flat, from ``batch`` (default: N fresh episodes at the current theta); no step."""
+        return -self.loss_gradient(batch or self.sample())
+
+    def loss_gradient(self, batch: Batch) -> torch.Tensor:
+        """grad L of Eq. 23 (or of the configured estimator's loss) from the batch's sums, flat."""
+        return loss(torch.as_tensor(self.config.estimator.combine(batch.sums)), batch.episodes)
+
+    def metrics(self, batch: Batch, gradient: torch.Tensor | None = None, stopped: bool = False,
+                update_seconds: float = 0.0) -> dict:
+        """The iteration's metrics (``pgdist.metrics.METRICS``), for a batch stepped on or, ``stopped``, not."""
+        sums, n = batch.sums, batch.episodes
+        if gradient is None:
+            gradient = self.loss_gradient(batch)
+        weight_mean = sums.weight_sum / sums.steps
+        values = {
+            "iteration": sums.version + 1,
+            "episodes": n,
+            "steps": sums.steps,
+            "seconds": batch.seconds + update_seconds,
+            "sample_seconds": batch.seconds,
+            "update_seconds": update_seconds,
+            "workers": batch.workers,
+            "return_mean": batch.return_mean,
+            "return_min": sums.return_min,
+            "return_max": sums.return_max,
+            "discounted_return_mean": sums.discounted_return_sum / n,
+            "length_mean": sums.steps / n,
+            "gradient_norm": float(gradient.norm()),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "theta_version": sums.version,
+            "weight_mean": weight_mean,
+            "weight_std": math.sqrt(max(sums.weight_square_sum / sums.steps - weight_mean**2, 0.0)),
+            "truncated": sums.truncated,
+            "stopped": stopped,
+            "trace_sigma": None if batch.noise is None else batch.noise.trace_sigma,
+            "grad_sq": None if batch.noise is None else batch.noise.grad_sq,
+            "noise_scale": self.noise_scale.value,
+        }
+        undeclared = values.keys() - METRICS.keys()
+        if undeclared:
+            raise KeyError(f"metrics {sorted(undeclared)} are not declared in pgdist/metrics.py")
+        return {name: values[name] for name in METRICS}
 
     def tell_truncated(self, batch: ChunkResult) -> None:
         """Say once, in pgdist's words, that episodes reach max_episode_steps and are cut there."""
@@ -158,15 +221,15 @@ class Learner:
             )
             self.told_truncated = True
 
-    def measure_noise(self, batch: ChunkResult):
-        """tr(Sigma)^ and |G|^2^ of the policy's gradient from the last sample()'s chunks, or None for one chunk.
+    def measure_noise(self, sums: ChunkResult, squares: ChunkSquares) -> NoiseEstimate | None:
+        """tr(Sigma)^ and |G|^2^ of the policy's gradient from a batch's chunks, or None for one chunk.
 
         The chunk sums s_j = c . V_j take the batch's coefficients c (its mu and sigma), known now.
         """
         estimator = self.config.estimator
-        sum_of_squares = self.chunk_squares.sum_of_squares(estimator.coefficients(batch))
-        total = estimator.combine(batch)
-        return estimate(sum_of_squares, float(total @ total), batch.episodes, self.chunk_squares.chunks)
+        sum_of_squares = squares.sum_of_squares(estimator.coefficients(sums))
+        total = estimator.combine(sums)
+        return estimate(sum_of_squares, float(total @ total), sums.episodes, squares.chunks)
 
     def noise_summary(self) -> str:
         """One line for the end of training: the measured noise scale against N, or why there is none."""
@@ -191,27 +254,6 @@ class Learner:
             raise StaleResultError(
                 f"a worker's result used theta version {result.version}, the learner is at {self.version}"
             )
-
-    def update(self, batch: ChunkResult) -> torch.Tensor:
-        """Adam step on L, whose gradient is minus the estimate of grad J (Eq. 23, 24).
-
-        L is linear in the gradient sum, so its gradient is ``loss(gradient_sum, N)``; estimators
-        other than Eq. 23's combine more sums into the gradient sum first. The value function,
-        if any, steps on the mean squared error of its predictions over the batch's steps.
-        """
-        gradient = self.loss_gradient(batch)
-        theta_gradient = gradient
-        if self.value is not None:
-            theta_gradient = torch.cat([gradient, torch.as_tensor(batch.value_gradient_sum / batch.steps)])
-        theta = parameters_to_vector(self.policy, self.value)
-        self.optimizer.step(theta, theta_gradient)
-        vector_to_parameters(theta, self.policy, self.value)
-        self.version += 1
-        return gradient
-
-    def loss_gradient(self, batch: ChunkResult) -> torch.Tensor:
-        """grad L of Eq. 23 (or of the configured estimator's loss) from the batch's sums, flat."""
-        return loss(torch.as_tensor(self.config.estimator.combine(batch)), batch.episodes)
 
     def state_dict(self) -> dict:
         return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgdist.runs import read_metrics
+from pgdist.metrics import read_metrics
 
 
 def plot_runs(folders: list[Path], out: Path) -> Path:

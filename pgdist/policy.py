@@ -100,6 +100,45 @@ def sample(distribution: Distribution, generator: torch.Generator) -> torch.Tens
     raise TypeError(f"pgdist cannot sample a {type(distribution).__name__} with its own generator")
 
 
+class PolicyError(TypeError):
+    """A policy pgdist cannot train; the message says what its forward pass must return."""
+
+
+SAMPLED = "a Categorical (discrete actions) or an Independent(Normal) (continuous actions)"
+
+
+def check_policy(policy: nn.Module, observation: np.ndarray, action_space: spaces.Space, env_name: str) -> None:
+    """A forward pass on the env's first observation: pi must return a distribution pgdist can sample.
+
+    pgdist samples each chunk's actions with the chunk's own generator (``sample``), which
+    it can do for the distributions it knows; anything else fails here, when the Learner is
+    built, rather than deep inside a worker at the first rollout.
+    """
+    parameters = list(policy.parameters())
+    if not parameters:
+        raise PolicyError("the policy has no parameters for pgdist to train")
+    states = torch.as_tensor(observation, dtype=parameters[0].dtype).reshape(1, -1)
+    try:
+        with torch.no_grad():
+            distribution = policy(states)
+    except Exception as error:
+        raise PolicyError(
+            f"the policy's forward pass on {env_name}'s first observation (shape {tuple(states.shape)}) raised "
+            f"{type(error).__name__}: {' '.join(str(error).split())}"
+        ) from None
+    name = type(distribution).__name__
+    if not isinstance(distribution, Distribution):
+        raise PolicyError(f"the policy returned a {name}; its forward must return a torch.distributions object, {SAMPLED}")
+    try:
+        actions = sample(distribution, torch.Generator().manual_seed(0))
+    except TypeError:
+        raise PolicyError(f"the policy returned a {name}; pgdist samples {SAMPLED} with each chunk's own generator") from None
+    expected = (1,) if isinstance(action_space, spaces.Discrete) else (1, int(np.prod(action_space.shape)))
+    if tuple(actions.shape) != expected:
+        raise PolicyError(f"the policy's actions have shape {tuple(actions.shape)[1:]} for one observation; "
+                          f"{env_name}'s action space {action_space} needs {expected[1:]}")
+
+
 def _parameters(modules):
     return [p for module in modules if module is not None for p in module.parameters()]
 
@@ -112,3 +151,12 @@ def parameters_to_vector(*modules: nn.Module | None) -> torch.Tensor:
 def vector_to_parameters(theta: torch.Tensor, *modules: nn.Module | None) -> None:
     with torch.no_grad():
         torch.nn.utils.vector_to_parameters(theta, _parameters(modules))
+
+
+def set_gradients(gradient: torch.Tensor, module: nn.Module) -> None:
+    """Set each parameter's .grad from a flat gradient of all of them (their order, as theta is flat)."""
+    offset = 0
+    for parameter in module.parameters():
+        size = parameter.numel()
+        parameter.grad = gradient[offset : offset + size].view_as(parameter).to(parameter.dtype).clone()
+        offset += size

@@ -30,27 +30,10 @@ from pathlib import Path
 import torch
 
 from pgdist.config import Config, ConfigError
+from pgdist.metrics import METRICS, read_metrics, whole_lines
+from pgdist.training import Callback
 
-COLUMNS = (
-    "iteration",
-    "episodes",
-    "steps",
-    "seconds",
-    "workers",
-    "return_mean",
-    "return_min",
-    "return_max",
-    "discounted_return_mean",
-    "length_mean",
-    "gradient_norm",
-    "theta_version",
-    "weight_mean",
-    "weight_std",
-    "stopped",
-    "trace_sigma",
-    "grad_sq",
-    "noise_scale",
-)
+COLUMNS = tuple(METRICS)
 CURVE_EVERY_SECONDS = 10.0
 LOCK = ".lock"
 # what torch.load and Config raise on a file that is not a whole pgdist checkpoint
@@ -61,10 +44,12 @@ class RunError(Exception):
     """A run folder that cannot be used as asked; the message says what to do."""
 
 
-class Run:
+class Run(Callback):
     """Writes a run folder as training goes; ``Run.create`` starts one, ``Run.resume`` continues one.
 
-    It holds the folder's lock from its creation to ``close()``.
+    It holds the folder's lock from its creation to ``close()``. A callback of
+    ``pgdist.training.train``: each iteration's metrics and checkpoint are on disk before
+    the next iteration begins.
     """
 
     def __init__(self, folder: Path, config: Config, checkpoint_every: int, mode: str, lock: int):
@@ -109,16 +94,20 @@ class Run:
                     f"{folder} finished at iteration {state['version']}; train on with "
                     f"'pgdist train --config {folder / 'config.yaml'} --iterations N --out NEW_RUN'"
                 )
-            if not {"t", "m", "v"} <= set(state.get("optimizer") or {}):
+            if "param_groups" not in (state.get("optimizer") or {}):
                 raise RunError(
-                    f"{folder}/checkpoint.pt holds no Adam state this pgdist can continue (an older pgdist "
-                    "saved torch.optim's); 'pgdist eval' and 'pgdist plot' still read the run"
+                    f"{folder}/checkpoint.pt holds no optimizer state this pgdist can continue (an older pgdist "
+                    "saved Adam's in a format of its own); 'pgdist eval' and 'pgdist plot' still read the run"
                 )
             _keep_rows_up_to(folder, state["version"])
             return cls(folder, config, checkpoint_every, "a", lock), state
         except BaseException:
             _unlock(lock, previous)
             raise
+
+    def on_iteration(self, learner, metrics: dict) -> None:
+        self.record(metrics)
+        self.save(learner, finished=metrics["stopped"] or learner.version >= self.config.iterations)
 
     def record(self, metrics: dict) -> None:
         self.csv.writerow(metrics)
@@ -254,16 +243,6 @@ def load_run(folder: Path):
     return config, policy
 
 
-def read_metrics(folder: Path) -> list[dict]:
-    """The rows of metrics.csv, without a last row still being written (no newline yet)."""
-    with open(Path(folder) / "metrics.csv", newline="") as file:
-        return list(csv.DictReader(io.StringIO(_whole_lines(file.read()))))
-
-
-def _whole_lines(text: str) -> str:
-    return text[: text.rfind("\n") + 1]
-
-
 def _save(state: dict, path: Path) -> Path:
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -298,6 +277,6 @@ def _keep_rows_up_to(folder: Path, iteration: int) -> None:
     writer.writeheader()
     writer.writerows(rows)
     _write_atomically(folder / "metrics.csv", table.getvalue().encode())
-    lines = _whole_lines((folder / "metrics.jsonl").read_text()).splitlines()
+    lines = whole_lines((folder / "metrics.jsonl").read_text()).splitlines()
     kept = [line for line in lines if line and json.loads(line)["iteration"] <= iteration]
     _write_atomically(folder / "metrics.jsonl", "".join(line + "\n" for line in kept).encode())

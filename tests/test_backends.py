@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pgdist import Config, Learner, Policy, StaleResultError
+from pgdist import Config, Learner, Policy, StaleResultError, train
 from pgdist.policy import parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 from replay import float64_policy, recorded_trajectories, reference_gradient
@@ -50,7 +50,7 @@ def test_every_worker_acts_with_the_new_theta_after_a_step(backend):
         learner.step()
         new_theta = parameters_to_vector(learner.policy).clone()
         assert not torch.equal(old_theta, new_theta)
-        gathered = learner.sample()  # batch 1, theta version 1
+        gathered = learner.sample().sums  # batch 1, theta version 1
     worker = RolloutWorker(config.env, learner.policy, config.estimator, config.envs_per_chunk)
     chunks = make_chunks(config.episodes, config.chunk_episodes, config.seed, batch=1)
 
@@ -125,7 +125,7 @@ def test_a_batch_that_reaches_stop_return_is_the_last_and_keeps_its_theta(backen
         assert not learner.step()["stopped"] and learner.version == 1
     with Learner(Config(**{**config.to_dict(), "stop_return": 0.0})) as learner:  # every batch reaches 0
         theta = parameters_to_vector(learner.policy).clone()
-        metrics = learner.step()
+        [metrics] = train(learner)  # the loop, not the Learner, stops at stop_return
         assert metrics["stopped"]
         assert metrics["iteration"] == 1 and metrics["theta_version"] == 0 and learner.version == 0
         assert torch.equal(parameters_to_vector(learner.policy), theta)

@@ -68,7 +68,7 @@ def test_estimator_equals_the_one_process_computation(backend, estimator):
     with Learner(config, policy=policy) as learner:
         value = learner.value
         batch = learner.sample()
-        estimate = torch.as_tensor(config.estimator.combine(batch) / batch.episodes)
+        estimate = learner.estimate_gradient(batch)
     trajectories = recorded_trajectories(config, policy, batch=0, value=value)
     policy_loss, value_loss = one_process_loss(policy, value, trajectories, config)
     expected = torch.autograd.grad(-policy_loss, list(policy.parameters()))
@@ -76,7 +76,7 @@ def test_estimator_equals_the_one_process_computation(backend, estimator):
     if value is not None:
         expected_value = torch.autograd.grad(value_loss, list(value.parameters()))
         torch.testing.assert_close(
-            torch.as_tensor(batch.value_gradient_sum / batch.steps),
+            torch.as_tensor(batch.sums.value_gradient_sum / batch.sums.steps),
             torch.cat([g.reshape(-1) for g in expected_value]), rtol=1e-6, atol=1e-9,
         )
 

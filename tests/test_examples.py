@@ -28,6 +28,8 @@ def test_embed_learner_trains_the_users_policy_and_saves_it(request, tmp_path):
     assert "estimated |grad J| at the end" in out
     state = torch.load(saved, weights_only=True)
     assert state["net.1.weight"].shape == (64,)  # the LayerNorm of the user's own module
+    lrs = [float(lr) for lr in re.findall(r"lr (\d+\.\d+)", out)]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] == 0.01  # the linear schedule on the user's AdamW
 
 
 def test_tune_search_runs_a_trial_per_setting(request, tmp_path):

@@ -87,7 +87,7 @@ def check_against_exact(config, policy, moments, iterations):
     rows = []
     with Learner(config, policy=policy) as learner:
         for _ in range(iterations):
-            noise = learner.measure_noise(learner.sample())
+            noise = learner.sample().noise
             rows.append((noise.trace_sigma, noise.grad_sq))
     estimates = np.array(rows).mean(axis=0)
     exact = (moments.trace_sigma, moments.grad_sq)
@@ -127,10 +127,10 @@ def test_chunk_squares_equal_the_chunk_sums_formed_one_by_one(estimator):
     policy = float64_policy(4)
     with Learner(config, policy=policy) as learner:
         batch = learner.sample()
-        noise = learner.measure_noise(batch)
+        noise = batch.noise
         value = learner.value
     worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
-    coefficients = config.estimator.coefficients(batch)
+    coefficients = config.estimator.coefficients(batch.sums)
     shares = []
     for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, batch=0):
         result = worker.run(parameters_to_vector(policy, value).numpy(), 0, chunk)

@@ -1,0 +1,81 @@
+"""A trained policy as a standalone file: ``pgdist export RUN --format onnx|torchscript``.
+
+The file maps a batch of observations to what pi_theta(.|s) is: each action's probability
+(Eq. 20-22) for a Categorical policy, the mean action for a Gaussian one. Nothing of pgdist
+is needed to run it: ONNX Runtime (or any ONNX runtime) reads the one, ``torch.jit.load``
+the other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+class ExportError(Exception):
+    """A policy that cannot be exported as asked; the message says why and what to do."""
+
+
+def action_output(distribution: Distribution) -> torch.Tensor:
+    """What an exported policy returns for a distribution pgdist samples: probabilities, or means."""
+    if isinstance(distribution, Categorical):
+        return distribution.probs
+    if isinstance(distribution, Independent) and isinstance(distribution.base_dist, Normal):
+        return distribution.base_dist.loc
+    raise ExportError(f"cannot export a policy whose distribution is a {type(distribution).__name__}")
+
+
+class ActionOutput(nn.Module):
+    """The policy with its distribution replaced by ``action_output``: a plain tensor function."""
+
+    def __init__(self, policy: nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return action_output(self.policy(observations))
+
+
+def export(policy: nn.Module, observations: torch.Tensor, format: str, path: Path) -> Path:
+    """Write ``policy`` to ``path`` in ``format``, traced on the example batch ``observations``."""
+    module = ActionOutput(policy).eval()
+    path = Path(path)
+    if format == "torchscript":
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript's deprecation notice
+            torch.jit.trace(module, observations).save(str(path))
+    elif format == "onnx":
+        try:
+            import onnxscript  # noqa: F401  torch's ONNX exporter needs it
+        except ImportError:
+            raise ExportError("ONNX export needs the onnx extra: pip install 'pgdist[onnx]'") from None
+        batch = torch.export.Dim("batch")
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx"):
+            warnings.simplefilter("ignore")  # the exporter's progress lines, its notes on absent torchvision
+            torch.onnx.export(
+                module, (observations,), str(path), input_names=["observations"], output_names=["actions"],
+                dynamic_shapes=({0: batch},), dynamo=True, verbose=False,
+            )
+    else:
+        raise ExportError(f"unknown format {format!r}: expected {' or '.join(map(repr, FORMATS))}")
+    return path
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

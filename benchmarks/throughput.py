@@ -329,14 +329,13 @@ class Row:
 
 
 class TimedLearner:
-    """Times a Learner's step() and, inside it, backend.sample and update(), without changing them."""
+    """A Learner's step(), its update time from its own metrics, and the time spent inside backend.sample
+    (running chunks or waiting for them), which the benchmark measures by wrapping the backend's generator."""
 
     def __init__(self, learner: Learner):
         self.learner = learner
         self.backend_seconds = 0.0
-        self.update_seconds = 0.0
         backend_sample = learner.backend.sample
-        update = learner.update
 
         def timed_sample(*args, **kwargs):
             results = backend_sample(*args, **kwargs)
@@ -350,28 +349,18 @@ class TimedLearner:
                 self.backend_seconds += time.perf_counter() - start
                 yield result
 
-        def timed_update(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return update(*args, **kwargs)
-            finally:
-                self.update_seconds += time.perf_counter() - start
-
         learner.backend.sample = timed_sample
-        learner.update = timed_update
 
     def step(self) -> Iteration:
-        self.backend_seconds = self.update_seconds = 0.0
+        self.backend_seconds = 0.0
         cpu = time.process_time()
-        start = time.perf_counter()
         metrics = self.learner.step()
-        seconds = time.perf_counter() - start
         return Iteration(
-            seconds,
+            metrics["seconds"],
             metrics["steps"],
             metrics["episodes"],
             self.backend_seconds,
-            self.update_seconds,
+            metrics["update_seconds"],
             time.process_time() - cpu,
         )
 

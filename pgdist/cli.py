@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"pgdist: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside a run's iterations (which end in their own words): eval, plot, a start
+        if args.debug:
+            raise
+        print("pgdist: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,7 +183,7 @@ def run_iterations(run, state: dict | None, interrupts: Interrupts, debug: bool,
                 finished = iterate(learner, run, state, interrupts, wandb)
                 interrupts.ending()
                 closed = background.submit(run.close)  # the last curve is drawn while the workers stop
-        except Interrupted:
+        except KeyboardInterrupt:  # Interrupted, or what Ray makes of it when it comes in ray.wait
             finished = False
             if debug:
                 traceback.print_exc()
@@ -220,8 +225,12 @@ def iterate(learner, run, state: dict | None, interrupts: Interrupts, wandb: str
     return stopped or learner.version >= config.iterations
 
 
-class Interrupted(BaseException):
-    """A second SIGINT or SIGTERM: stop at once (a BaseException, as KeyboardInterrupt, so nothing swallows it)."""
+class Interrupted(KeyboardInterrupt):
+    """A second SIGINT or SIGTERM: stop at once.
+
+    A KeyboardInterrupt, so that nothing swallows it, and because Ray turns any exception a
+    signal handler raises inside ``ray.wait`` or ``ray.get`` into a plain KeyboardInterrupt.
+    """
 
 
 class Interrupts(Callback):
@@ -307,7 +316,7 @@ class WarningLines:
         self.shown = set()
 
     def show(self, message, category, filename, lineno, file=None, line=None) -> None:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(message)).strip()  # gymnasium colours its warnings
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(message)).strip().removeprefix("WARN: ")  # gymnasium's colour, prefix
         if text not in self.shown:
             self.shown.add(text)
             print(f"pgdist: warning: {text}", file=sys.stderr)

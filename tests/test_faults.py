@@ -40,10 +40,12 @@ class Command:
         )
         self.pid = self.process.pid
         self.lines = queue.Queue()
+        self.stdout = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
         for line in self.process.stdout:
+            self.stdout.append(line)
             self.lines.put(line)
         self.lines.put(None)
 
@@ -148,7 +150,8 @@ def test_ctrl_c_on_ray_ends_after_the_iteration_and_resumes_exactly(tmp_path, st
     assert "raylet" in descendants.names()
     os.killpg(run.pid, signal.SIGINT)
     code, stderr = run.finish()
-    line = the_one_line(stderr)
+    line = the_one_line(stderr)  # and nothing of Ray's: no token notice, no worker logs
+    assert all(out.startswith(("pgdist: ", "iteration ")) for out in run.stdout), run.stdout
     assert code == 130
     assert line.startswith("pgdist: interrupted by SIGINT after iteration")
     assert 1 <= kept_iteration(line, folder) < ITERATIONS
@@ -261,3 +264,12 @@ def test_metrics_readers_skip_a_row_still_being_written(tmp_path, straight):
     with open(metrics, newline="") as file:
         assert len(list(csv.reader(file))) == ITERATIONS + 2  # the header, the rows, the cut one
     assert whole.endswith(b"\n")
+
+
+def test_python_warnings_come_as_pgdist_lines_once_each(tmp_path):
+    result = pgdist("train", "--env", "CartPole-v0", "--episodes", "4", "--iterations", "2", "--backend", "local",
+                    "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "pgdist: warning: The environment CartPole-v0 is out of date. You should consider upgrading to version `v1`."
+    ]

@@ -8,6 +8,7 @@ which the command line shows.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +115,7 @@ class Config:
             _fail("gamma", self.gamma, "a discount factor in (0, 1]")
         for name in ("lr", "value_lr", "max_grad_norm"):
             value = getattr(self, name)
-            if (value is not None or name == "lr") and not (_number(value) and value > 0.0):
+            if (value is not None or name == "lr") and not (_number(value) and 0.0 < value < math.inf):
                 _fail(name, value, "a number > 0" + ("" if name == "lr" else " or null"))
         if self.lr_schedule not in SCHEDULES:
             _fail("lr_schedule", self.lr_schedule, " or ".join(map(repr, SCHEDULES)))
@@ -126,15 +127,17 @@ class Config:
             _fail("baseline", self.baseline, " or ".join(map(repr, BASELINES)))
         if not isinstance(self.standardize, bool):
             _fail("standardize", self.standardize, "true or false")
-        if not self.entropy >= 0.0:
+        if not 0.0 <= self.entropy < math.inf:
             _fail("entropy", self.entropy, "a coefficient >= 0")
+        if self.stop_return is not None and not math.isfinite(self.stop_return):
+            _fail("stop_return", self.stop_return, "a finite number or null")
         if self.backend not in ("ray", "local"):
             _fail("backend", self.backend, "'ray' or 'local'")
         timeout = self.chunk_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             _fail("chunk_timeout", self.chunk_timeout, "a number of seconds > 0")
-        if not isinstance(self.seed, int):
-            _fail("seed", self.seed, "a whole number")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            _fail("seed", self.seed, "a whole number in [0, 2**63)")  # what numpy's and torch's seeds take
         try:
             check_env_name(self.env)
         except ValueError as error:
@@ -201,7 +204,7 @@ def coerce(name: str, value, where: str = ""):
     elif not isinstance(value, bool):  # a whole number or a number
         try:
             return _whole(value) if kind is int else float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             pass
     expected = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
                 tuple: "a list of whole numbers"}[kind] + (" or null" if nullable else "")
@@ -222,19 +225,33 @@ def read_yaml(path: str | Path) -> dict:
     """A YAML config file's values, each checked against its field; errors name the file and line."""
     path = Path(path)
     try:
-        text = path.read_text()
-        root = yaml.compose(text)
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        raise _yaml_error(path, error) from None
     if root is None:
         return {}
     if not isinstance(root, yaml.MappingNode):
         raise ConfigError(f"{path}:{root.start_mark.line + 1}: expected 'key: value' lines")
+    for key, _ in root.value:
+        if not (isinstance(key, yaml.ScalarNode) and key.tag == "tag:yaml.org,2002:str"):
+            raise ConfigError(f"{path}:{key.start_mark.line + 1}: expected a field name as key, not {key.value!r}")
     lines = {key.value: key.start_mark.line + 1 for key, _ in root.value}
-    data = yaml.safe_load(text)
     return {key: coerce(key, value, where=f"{path}:{lines[key]}: ") for key, value in data.items()}
+
+
+def _yaml_error(path: Path, error: yaml.YAMLError) -> ConfigError:
+    """YAML's several-line message as one line, with the line it points at."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    problem = getattr(error, "problem", None) or str(error).split("\n")[0]
+    return ConfigError(f"{where}: not valid YAML: {problem}")
 
 
 def _positive_int(config, *names):

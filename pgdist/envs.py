@@ -65,10 +65,7 @@ def load_env_class(name: str):
     module_name, colon, class_name = name.partition(":")
     if not colon or not class_name.isidentifier():
         return None
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"cannot import module {module_name!r} ({error})") from None
+    module = _imported(module_name)
     env_class = getattr(module, class_name, None)
     if not inspect.isclass(env_class):
         if gymnasium.registry.get(name) is not None or hasattr(module, "register"):
@@ -97,11 +94,16 @@ def gymnasium_spec(name: str) -> gymnasium.envs.registration.EnvSpec:
     """gymnasium's spec of an id, importing the module of a ``"module:EnvId"`` first, as gymnasium.make does."""
     module_name, colon, env_id = name.rpartition(":")
     if colon:
-        try:
-            importlib.import_module(module_name)
-        except ImportError as error:
-            raise ValueError(f"cannot import module {module_name!r} ({error})") from None
+        _imported(module_name)
     return gymnasium.spec(env_id)
+
+
+def _imported(module_name: str):
+    """The module, or a ValueError: a name that is no module's, or a module whose own code failed."""
+    try:
+        return importlib.import_module(module_name)
+    except Exception as error:
+        raise ValueError(f"cannot import module {module_name!r} ({_described(error)})") from None
 
 
 def env_spaces(name: str) -> EnvSpaces:

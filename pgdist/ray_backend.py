@@ -40,6 +40,9 @@ TIMEOUTS_PER_CHUNK = 2  # a chunk that hangs a second worker has an env stuck in
 # or restarting an actor can take minutes on a cluster (a node rebooting, a runtime_env being
 # installed), far longer than a chunk should run, so this is not chunk_timeout.
 START_TIMEOUT = 600.0
+# A call to an actor that Ray is restarting fails at once; it is called again this often until it
+# answers. (Ray's own retries, max_task_retries on the call, would print a line at each try.)
+CALL_AGAIN = 0.5
 # Right after starting its object store, the raylet connects to it and, if the store is not
 # listening yet, tries again after raylet_client_connect_timeout_milliseconds (1 s by default):
 # about every other local start here lost that second. Retry every 0.1 s, within the same 10 s.
@@ -92,6 +95,7 @@ class RayBackend:
                 for _ in range(self.workers - (self.local_worker is not None))
             ]
             self.starting = {}  # a call each actor that is not up yet answers once it is: ref -> actor
+            self.restarting = {}  # actor -> when it was last found restarting (it is called again later)
             for actor in self.actors:
                 self._await(actor)
         except BaseException:
@@ -106,7 +110,7 @@ class RayBackend:
             if chunk is not None:
                 yield self.local_worker.run(theta, version, chunk)
             self._check_progress(batch)
-            yield from self._gather(batch, timeout=0 if chunk is not None else batch.wait_time())
+            yield from self._gather(batch, timeout=0 if chunk is not None else self._wait_time(batch))
             for actor in batch.hung():
                 self._restart_hung(batch, actor)
 
@@ -122,7 +126,10 @@ class RayBackend:
     def _gather(self, batch: Batch, timeout: float | None) -> Iterator[ChunkResult]:
         """Wait up to ``timeout`` for a chunk or an actor coming up; take all that are ready, in order."""
         refs = [*batch.running, *self.starting]
-        if not refs or not ray.wait(refs, num_returns=1, timeout=timeout)[0]:
+        if not refs:
+            time.sleep(timeout or 0.0)  # only actors to call again: not before their time
+            return
+        if not ray.wait(refs, num_returns=1, timeout=timeout)[0]:
             return
         ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
         self._answered([ref for ref in self.starting if ref in ready])
@@ -146,14 +153,14 @@ class RayBackend:
             stacklevel=4,
         )
         ray.kill(actor, no_restart=False)
-        self._await(actor)
+        self.restarting[actor] = time.monotonic()
 
     def _check_progress(self, batch: Batch) -> None:
         """Fail when no worker can run the queued chunks: none left, or none up within START_TIMEOUT."""
         if batch.running or (self.local_worker and batch.has_chunk_for_here()) or not batch.queue:
             batch.stalled_since = None
             return
-        if not self.starting:
+        if not self.starting and not self.restarting:
             raise WorkerError(
                 f"no rollout worker is left to run {batch.name(batch.queue[0])}: every actor died and "
                 f"was restarted {ACTOR_RESTARTS} times (see the Ray logs for why)"
@@ -163,42 +170,69 @@ class RayBackend:
         elif time.monotonic() - batch.stalled_since > START_TIMEOUT:
             raise WorkerError(
                 f"no rollout worker came up within {START_TIMEOUT:g} s to run "
-                f"{batch.name(batch.queue[0])}: {len(self.starting)} actor(s) are waiting to be (re)started; "
+                f"{batch.name(batch.queue[0])}: {len(self.actors)} actor(s) are waiting to be (re)started; "
                 "their node may be gone or the cluster short of CPUs (see the Ray logs)"
             )
 
+    def _wait_time(self, batch: Batch) -> float | None:
+        """Until the next chunk may have hung, the wait for workers is over, or a restarting actor is called."""
+        waits = [wait for wait in (batch.wait_time(), self._next_call()) if wait is not None]
+        return min(waits, default=None)
+
+    def _next_call(self) -> float | None:
+        if not self.restarting:
+            return None
+        return max(0.0, min(self.restarting.values()) + CALL_AGAIN - time.monotonic())
+
     def _await(self, actor) -> None:
         """Give ``actor`` chunks again once it answers: it is starting, or restarting after a death."""
-        self.starting[_node(actor)] = actor
+        self.starting[actor.node.remote()] = actor
 
     def _answered(self, refs: list) -> None:
         for ref in refs:
             actor = self.starting.pop(ref)
             try:
                 ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:
+                self.restarting[actor] = time.monotonic()  # Ray fails calls to a restarting actor at once
             except ray.exceptions.RayActorError:
                 self.actors.remove(actor)  # dead for good: its restarts are used up
 
     def up(self) -> list:
         """The actors that can take chunks: those that have answered since they last (re)started."""
+        for actor, called in list(self.restarting.items()):
+            if time.monotonic() - called >= CALL_AGAIN:
+                del self.restarting[actor]
+                self._await(actor)
         if self.starting:
             self._answered(ray.wait(list(self.starting), num_returns=len(self.starting), timeout=0)[0])
-        starting = list(self.starting.values())
-        return [actor for actor in self.actors if actor not in starting]
+        waiting = [*self.starting.values(), *self.restarting]
+        return [actor for actor in self.actors if actor not in waiting]
+
+    def wait_until_up(self) -> None:
+        """Return once every actor has answered since it last (re)started, or START_TIMEOUT has passed."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while len(self.up()) < len(self.actors) and time.monotonic() < deadline:
+            if self.starting:
+                ray.wait(list(self.starting), num_returns=1, timeout=self._next_call())
+            else:
+                time.sleep(self._next_call())
 
     def live_workers(self) -> int:
         """The workers that can run chunks now: the actors that are up, and this process if it is one."""
         return len(self.up()) + (self.local_worker is not None)
 
     def nodes(self) -> list[str]:
-        """The node each actor runs on."""
-        return ray.get([_node(actor) for actor in self.actors])
+        """The node each actor runs on, once every actor is up."""
+        self.wait_until_up()
+        return ray.get([actor.node.remote() for actor in self.actors])
 
     def close(self) -> None:
         for actor in getattr(self, "actors", []):
             ray.kill(actor)
         self.actors = []
         self.starting = {}
+        self.restarting = {}
         if self.started_ray:
             processes = [*self.local_instance, *(q for p in self.local_instance for q in _children(p))]
             ray.shutdown()
@@ -283,12 +317,6 @@ class Batch:
         if not deadlines or math.isinf(min(deadlines)):
             return None
         return max(0.0, min(deadlines) - time.monotonic())
-
-
-def _node(actor):
-    """The actor's node, once it is up: Ray retries this call through the actor's restarts (a
-    call to a restarting actor may fail at once otherwise), and fails it once the actor is dead for good."""
-    return actor.node.options(max_task_retries=-1).remote()
 
 
 def _died(batch: Batch, chunk: Chunk, times: int) -> str:

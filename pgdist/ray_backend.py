@@ -66,11 +66,10 @@ class RayBackend:
     chunks run here until the actors are up. In a cluster (``address``) or in a Ray instance
     the caller started, every worker is an actor.
 
-    An actor that dies (killed, out of memory, its node gone) is restarted by Ray
-    (``max_restarts``) and takes chunks again once it answers a call; until then it is
-    ``starting``, as every actor is until its first answer. Calls are never retried by Ray
-    (``max_task_retries=0``): the chunk of a dead actor comes back here at once and goes to
-    another worker.
+    An actor that dies (killed, out of memory, its node gone) is restarted by Ray and takes
+    chunks again once it is up (``Actors``). Calls are never retried by Ray
+    (``max_task_retries=0``): the chunks of a dead actor come back here at once and go to
+    other workers.
     """
 
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
@@ -78,6 +77,7 @@ class RayBackend:
         self.started_ray = start_ray(config.address, _runtime_env(config.env))
         self.local_instance = set(psutil.Process().children()) - children  # if it started one: its processes
         self.chunk_timeout = config.chunk_timeout
+        self.pool = Actors([])
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
             self.workers = config.workers or max(1, int(cpus))
@@ -90,17 +90,18 @@ class RayBackend:
                 max_restarts=ACTOR_RESTARTS,
                 max_task_retries=0,
             )
-            self.actors = [
+            self.pool = Actors(
                 actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value)
                 for _ in range(self.workers - (self.local_worker is not None))
-            ]
-            self.starting = {}  # a call each actor that is not up yet answers once it is: ref -> actor
-            self.restarting = {}  # actor -> when it was last found restarting (it is called again later)
-            for actor in self.actors:
-                self._await(actor)
+            )
         except BaseException:
             self.close()
             raise
+
+    @property
+    def actors(self) -> list:
+        """Every actor that Ray has not given up on, up or (re)starting."""
+        return self.pool.actors
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
         batch = Batch(ray.put(theta), version, chunks, self.chunk_timeout)
@@ -117,7 +118,7 @@ class RayBackend:
     def _hand_out(self, batch: Batch) -> None:
         """Keep each actor that is up IN_FLIGHT chunks deep, round robin, leaving a chunk for this process."""
         reserved = 1 if self.local_worker and batch.has_chunk_for_here() else 0
-        actors = self.up()
+        actors = self.pool.up()
         for _ in range(IN_FLIGHT):
             for actor in actors:
                 if len(batch.queue) > reserved and batch.busy(actor) < IN_FLIGHT:
@@ -125,21 +126,21 @@ class RayBackend:
 
     def _gather(self, batch: Batch, timeout: float | None) -> Iterator[ChunkResult]:
         """Wait up to ``timeout`` for a chunk or an actor coming up; take all that are ready, in order."""
-        refs = [*batch.running, *self.starting]
+        refs = [*batch.running, *self.pool.calls]
         if not refs:
             time.sleep(timeout or 0.0)  # only actors to call again: not before their time
             return
         if not ray.wait(refs, num_returns=1, timeout=timeout)[0]:
             return
         ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
-        self._answered([ref for ref in self.starting if ref in ready])
+        self.pool.answered(ready)
         for ref in (ref for ref in refs if ref in ready and ref in batch.running):
             actor = batch.running[ref][0]
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError:
                 batch.lose(actor, batch.deaths, DEATHS_PER_CHUNK, _died)
-                self._await(actor)
+                self.pool.call(actor)
             else:
                 batch.finish(ref)
                 yield result
@@ -152,15 +153,14 @@ class RayBackend:
             "restarting that actor and running the chunk once more on an actor",
             stacklevel=4,
         )
-        ray.kill(actor, no_restart=False)
-        self.restarting[actor] = time.monotonic()
+        self.pool.restart(actor)
 
     def _check_progress(self, batch: Batch) -> None:
         """Fail when no worker can run the queued chunks: none left, or none up within START_TIMEOUT."""
         if batch.running or (self.local_worker and batch.has_chunk_for_here()) or not batch.queue:
             batch.stalled_since = None
             return
-        if not self.starting and not self.restarting:
+        if not self.actors:
             raise WorkerError(
                 f"no rollout worker is left to run {batch.name(batch.queue[0])}: every actor died and "
                 f"was restarted {ACTOR_RESTARTS} times (see the Ray logs for why)"
@@ -175,69 +175,91 @@ class RayBackend:
             )
 
     def _wait_time(self, batch: Batch) -> float | None:
-        """Until the next chunk may have hung, the wait for workers is over, or a restarting actor is called."""
-        waits = [wait for wait in (batch.wait_time(), self._next_call()) if wait is not None]
+        """Until a chunk may have hung, the wait for workers is over, or a restarting actor is called again."""
+        waits = [wait for wait in (batch.wait_time(), self.pool.next_call()) if wait is not None]
         return min(waits, default=None)
-
-    def _next_call(self) -> float | None:
-        if not self.restarting:
-            return None
-        return max(0.0, min(self.restarting.values()) + CALL_AGAIN - time.monotonic())
-
-    def _await(self, actor) -> None:
-        """Give ``actor`` chunks again once it answers: it is starting, or restarting after a death."""
-        self.starting[actor.node.remote()] = actor
-
-    def _answered(self, refs: list) -> None:
-        for ref in refs:
-            actor = self.starting.pop(ref)
-            try:
-                ray.get(ref)
-            except ray.exceptions.ActorUnavailableError:
-                self.restarting[actor] = time.monotonic()  # Ray fails calls to a restarting actor at once
-            except ray.exceptions.RayActorError:
-                self.actors.remove(actor)  # dead for good: its restarts are used up
-
-    def up(self) -> list:
-        """The actors that can take chunks: those that have answered since they last (re)started."""
-        for actor, called in list(self.restarting.items()):
-            if time.monotonic() - called >= CALL_AGAIN:
-                del self.restarting[actor]
-                self._await(actor)
-        if self.starting:
-            self._answered(ray.wait(list(self.starting), num_returns=len(self.starting), timeout=0)[0])
-        waiting = [*self.starting.values(), *self.restarting]
-        return [actor for actor in self.actors if actor not in waiting]
-
-    def wait_until_up(self) -> None:
-        """Return once every actor has answered since it last (re)started, or START_TIMEOUT has passed."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while len(self.up()) < len(self.actors) and time.monotonic() < deadline:
-            if self.starting:
-                ray.wait(list(self.starting), num_returns=1, timeout=self._next_call())
-            else:
-                time.sleep(self._next_call())
 
     def live_workers(self) -> int:
         """The workers that can run chunks now: the actors that are up, and this process if it is one."""
-        return len(self.up()) + (self.local_worker is not None)
+        return len(self.pool.up()) + (self.local_worker is not None)
 
     def nodes(self) -> list[str]:
         """The node each actor runs on, once every actor is up."""
-        self.wait_until_up()
+        self.pool.wait_until_up()
         return ray.get([actor.node.remote() for actor in self.actors])
 
     def close(self) -> None:
-        for actor in getattr(self, "actors", []):
-            ray.kill(actor)
-        self.actors = []
-        self.starting = {}
-        self.restarting = {}
+        self.pool.close()
         if self.started_ray:
             processes = [*self.local_instance, *(q for p in self.local_instance for q in _children(p))]
             ray.shutdown()
             psutil.wait_procs(processes, timeout=10)  # the actors' processes too: the raylet leaves them exiting
             self.started_ray = False
+
+
+class Actors:
+    """The rollout actors, and which of them are up: answered a call since they last (re)started.
+
+    Ray restarts a dead actor (``max_restarts``). A call to an actor while Ray restarts it fails at
+    once, so one found restarting is called again every CALL_AGAIN seconds until it answers; one
+    that Ray has given up on (its restarts used up) is dropped.
+    """
+
+    def __init__(self, actors):
+        self.actors = list(actors)
+        self.calls = {}  # the call each actor that is not up answers once it is: ref -> actor
+        self.restarting = {}  # actor -> when it was last found restarting
+        for actor in self.actors:
+            self.call(actor)
+
+    def call(self, actor) -> None:
+        """Give ``actor`` chunks again once it answers this call: it is starting, or died and restarts."""
+        self.calls[actor.node.remote()] = actor
+
+    def restart(self, actor) -> None:
+        ray.kill(actor, no_restart=False)  # Ray restarts it as after any death
+        self.restarting[actor] = time.monotonic()
+
+    def answered(self, ready: set) -> None:
+        for ref in [ref for ref in self.calls if ref in ready]:
+            actor = self.calls.pop(ref)
+            try:
+                ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:
+                self.restarting[actor] = time.monotonic()
+            except ray.exceptions.RayActorError:
+                self.actors.remove(actor)  # dead for good
+
+    def up(self) -> list:
+        """The actors that can take chunks now."""
+        for actor, found in list(self.restarting.items()):
+            if time.monotonic() - found >= CALL_AGAIN:
+                del self.restarting[actor]
+                self.call(actor)
+        if self.calls:
+            self.answered(set(ray.wait(list(self.calls), num_returns=len(self.calls), timeout=0)[0]))
+        waiting = [*self.calls.values(), *self.restarting]
+        return [actor for actor in self.actors if actor not in waiting]
+
+    def next_call(self) -> float | None:
+        """Seconds until a restarting actor is called again, if any is."""
+        if not self.restarting:
+            return None
+        return max(0.0, min(self.restarting.values()) + CALL_AGAIN - time.monotonic())
+
+    def wait_until_up(self) -> None:
+        """Return once every actor is up, or after START_TIMEOUT."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while len(self.up()) < len(self.actors) and time.monotonic() < deadline:
+            if self.calls:
+                ray.wait(list(self.calls), num_returns=1, timeout=self.next_call())
+            else:
+                time.sleep(self.next_call())
+
+    def close(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors, self.calls, self.restarting = [], {}, {}
 
 
 class Batch:

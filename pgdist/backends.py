@@ -1,8 +1,9 @@
 """Backends hand a batch's chunks to rollout workers and yield their results as they finish.
 
-Both have the same verbs: ``sample(theta, version, chunks)`` and ``close()``. The local
-backend runs one worker in this process, with no Ray at all; ``pgdist.ray_backend``
-runs workers as Ray actors (it and ``pgdist.ray_startup`` are the modules that import ray).
+Both have the same verbs: ``sample(theta, version, chunks)``, ``live_workers()`` and
+``close()``. The local backend runs one worker in this process, with no Ray at all;
+``pgdist.ray_backend`` runs workers as Ray actors (it and ``pgdist.ray_startup`` are the
+modules that import ray).
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ TIMEOUTS_PER_CHUNK = 2  # a chunk that hangs a second worker has an env stuck in
 # or restarting an actor can take minutes on a cluster (a node rebooting, a runtime_env being
 # installed), far longer than a chunk should run, so this is not chunk_timeout.
 START_TIMEOUT = 600.0
+# A call to an actor that Ray is restarting fails at once; it is called again this often until it
+# answers. (Ray's own retries, max_task_retries on the call, would print a line at each try.)
+CALL_AGAIN = 0.5
 
 
 class RayRolloutWorker(RolloutWorker):
@@ -54,11 +57,10 @@ class RayBackend:
     chunks run here until the actors are up. In a cluster (``address``) or in a Ray instance
     the caller started, every worker is an actor.
 
-    An actor that dies (killed, out of memory, its node gone) is restarted by Ray
-    (``max_restarts``) and takes chunks again once it answers a call; until then it is
-    ``starting``, as every actor is until its first answer. Calls are never retried by Ray
-    (``max_task_retries=0``): the chunk of a dead actor comes back here at once and goes to
-    another worker.
+    An actor that dies (killed, out of memory, its node gone) is restarted by Ray and takes
+    chunks again once it is up (``Actors``). Calls are never retried by Ray
+    (``max_task_retries=0``): the chunks of a dead actor come back here at once and go to
+    other workers.
     """
 
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
@@ -67,6 +69,7 @@ class RayBackend:
         # the processes of the local instance it started, if it did: close() waits for them
         self.local_instance = set(psutil.Process().children()) - children if self.started_ray == "local" else set()
         self.chunk_timeout = config.chunk_timeout
+        self.pool = Actors([])
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
             self.workers = config.workers or max(1, int(cpus))
@@ -79,16 +82,18 @@ class RayBackend:
                 max_restarts=ACTOR_RESTARTS,
                 max_task_retries=0,
             )
-            self.actors = [
+            self.pool = Actors(
                 actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value)
                 for _ in range(self.workers - (self.local_worker is not None))
-            ]
-            self.starting = {}  # a call each actor that is not up yet answers once it is: ref -> actor
-            for actor in self.actors:
-                self._await(actor)
+            )
         except BaseException:
             self.close()
             raise
+
+    @property
+    def actors(self) -> list:
+        """Every actor that Ray has not given up on, up or (re)starting."""
+        return self.pool.actors
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
         batch = Batch(ray.put(theta), version, chunks, self.chunk_timeout)
@@ -98,14 +103,14 @@ class RayBackend:
             if chunk is not None:
                 yield self.local_worker.run(theta, version, chunk)
             self._check_progress(batch)
-            yield from self._gather(batch, timeout=0 if chunk is not None else batch.wait_time())
+            yield from self._gather(batch, timeout=0 if chunk is not None else self._wait_time(batch))
             for actor in batch.hung():
                 self._restart_hung(batch, actor)
 
     def _hand_out(self, batch: Batch) -> None:
         """Keep each actor that is up IN_FLIGHT chunks deep, round robin, leaving a chunk for this process."""
         reserved = 1 if self.local_worker and batch.has_chunk_for_here() else 0
-        actors = self.up()
+        actors = self.pool.up()
         for _ in range(IN_FLIGHT):
             for actor in actors:
                 if len(batch.queue) > reserved and batch.busy(actor) < IN_FLIGHT:
@@ -113,18 +118,21 @@ class RayBackend:
 
     def _gather(self, batch: Batch, timeout: float | None) -> Iterator[ChunkResult]:
         """Wait up to ``timeout`` for a chunk or an actor coming up; take all that are ready, in order."""
-        refs = [*batch.running, *self.starting]
-        if not refs or not ray.wait(refs, num_returns=1, timeout=timeout)[0]:
+        refs = [*batch.running, *self.pool.calls]
+        if not refs:
+            time.sleep(timeout or 0.0)  # only actors to call again: not before their time
+            return
+        if not ray.wait(refs, num_returns=1, timeout=timeout)[0]:
             return
         ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
-        self._answered([ref for ref in self.starting if ref in ready])
+        self.pool.answered(ready)
         for ref in (ref for ref in refs if ref in ready and ref in batch.running):
             actor = batch.running[ref][0]
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError:
                 batch.lose(actor, batch.deaths, DEATHS_PER_CHUNK, _died)
-                self._await(actor)
+                self.pool.call(actor)
             else:
                 batch.finish(ref)
                 yield result
@@ -137,15 +145,14 @@ class RayBackend:
             "restarting that actor and running the chunk once more on an actor",
             stacklevel=4,
         )
-        ray.kill(actor, no_restart=False)
-        self._await(actor)
+        self.pool.restart(actor)
 
     def _check_progress(self, batch: Batch) -> None:
         """Fail when no worker can run the queued chunks: none left, or none up within START_TIMEOUT."""
         if batch.running or (self.local_worker and batch.has_chunk_for_here()) or not batch.queue:
             batch.stalled_since = None
             return
-        if not self.starting:
+        if not self.actors:
             raise WorkerError(
                 f"no rollout worker is left to run {batch.name(batch.queue[0])}: every actor died and "
                 f"was restarted {ACTOR_RESTARTS} times (see the Ray logs for why)"
@@ -155,47 +162,96 @@ class RayBackend:
         elif time.monotonic() - batch.stalled_since > START_TIMEOUT:
             raise WorkerError(
                 f"no rollout worker came up within {START_TIMEOUT:g} s to run "
-                f"{batch.name(batch.queue[0])}: {len(self.starting)} actor(s) are waiting to be (re)started; "
+                f"{batch.name(batch.queue[0])}: {len(self.actors)} actor(s) are waiting to be (re)started; "
                 "their node may be gone or the cluster short of CPUs (see the Ray logs)"
             )
 
-    def _await(self, actor) -> None:
-        """Give ``actor`` chunks again once it answers: it is starting, or restarting after a death."""
-        self.starting[_node(actor)] = actor
-
-    def _answered(self, refs: list) -> None:
-        for ref in refs:
-            actor = self.starting.pop(ref)
-            try:
-                ray.get(ref)
-            except ray.exceptions.RayActorError:
-                self.actors.remove(actor)  # dead for good: its restarts are used up
-
-    def up(self) -> list:
-        """The actors that can take chunks: those that have answered since they last (re)started."""
-        if self.starting:
-            self._answered(ray.wait(list(self.starting), num_returns=len(self.starting), timeout=0)[0])
-        starting = list(self.starting.values())
-        return [actor for actor in self.actors if actor not in starting]
+    def _wait_time(self, batch: Batch) -> float | None:
+        """Until a chunk may have hung, the wait for workers is over, or a restarting actor is called again."""
+        waits = [wait for wait in (batch.wait_time(), self.pool.next_call()) if wait is not None]
+        return min(waits, default=None)
 
     def live_workers(self) -> int:
         """The workers that can run chunks now: the actors that are up, and this process if it is one."""
-        return len(self.up()) + (self.local_worker is not None)
+        return len(self.pool.up()) + (self.local_worker is not None)
 
     def nodes(self) -> list[str]:
-        """The node each actor runs on."""
-        return ray.get([_node(actor) for actor in self.actors])
+        """The node each actor runs on, once every actor is up."""
+        self.pool.wait_until_up()
+        return ray.get([actor.node.remote() for actor in self.actors])
 
     def close(self) -> None:
-        for actor in getattr(self, "actors", []):
-            ray.kill(actor)
-        self.actors = []
-        self.starting = {}
+        self.pool.close()
         if self.started_ray:
             processes = [*self.local_instance, *(q for p in self.local_instance for q in _children(p))]
             ray.shutdown()
             psutil.wait_procs(processes, timeout=10)  # the actors' processes too: the raylet leaves them exiting
             self.started_ray = None
+
+
+class Actors:
+    """The rollout actors, and which of them are up: answered a call since they last (re)started.
+
+    Ray restarts a dead actor (``max_restarts``). A call to an actor while Ray restarts it fails at
+    once, so one found restarting is called again every CALL_AGAIN seconds until it answers; one
+    that Ray has given up on (its restarts used up) is dropped.
+    """
+
+    def __init__(self, actors):
+        self.actors = list(actors)
+        self.calls = {}  # the call each actor that is not up answers once it is: ref -> actor
+        self.restarting = {}  # actor -> when it was last found restarting
+        for actor in self.actors:
+            self.call(actor)
+
+    def call(self, actor) -> None:
+        """Give ``actor`` chunks again once it answers this call: it is starting, or died and restarts."""
+        self.calls[actor.node.remote()] = actor
+
+    def restart(self, actor) -> None:
+        ray.kill(actor, no_restart=False)  # Ray restarts it as after any death
+        self.restarting[actor] = time.monotonic()
+
+    def answered(self, ready: set) -> None:
+        for ref in [ref for ref in self.calls if ref in ready]:
+            actor = self.calls.pop(ref)
+            try:
+                ray.get(ref)
+            except ray.exceptions.ActorUnavailableError:
+                self.restarting[actor] = time.monotonic()
+            except ray.exceptions.RayActorError:
+                self.actors.remove(actor)  # dead for good
+
+    def up(self) -> list:
+        """The actors that can take chunks now."""
+        for actor, found in list(self.restarting.items()):
+            if time.monotonic() - found >= CALL_AGAIN:
+                del self.restarting[actor]
+                self.call(actor)
+        if self.calls:
+            self.answered(set(ray.wait(list(self.calls), num_returns=len(self.calls), timeout=0)[0]))
+        waiting = [*self.calls.values(), *self.restarting]
+        return [actor for actor in self.actors if actor not in waiting]
+
+    def next_call(self) -> float | None:
+        """Seconds until a restarting actor is called again, if any is."""
+        if not self.restarting:
+            return None
+        return max(0.0, min(self.restarting.values()) + CALL_AGAIN - time.monotonic())
+
+    def wait_until_up(self) -> None:
+        """Return once every actor is up, or after START_TIMEOUT."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while len(self.up()) < len(self.actors) and time.monotonic() < deadline:
+            if self.calls:
+                ray.wait(list(self.calls), num_returns=1, timeout=self.next_call())
+            else:
+                time.sleep(self.next_call())
+
+    def close(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors, self.calls, self.restarting = [], {}, {}
 
 
 class Batch:
@@ -275,12 +331,6 @@ class Batch:
         if not deadlines or math.isinf(min(deadlines)):
             return None
         return max(0.0, min(deadlines) - time.monotonic())
-
-
-def _node(actor):
-    """The actor's node, once it is up: Ray retries this call through the actor's restarts (a
-    call to a restarting actor may fail at once otherwise), and fails it once the actor is dead for good."""
-    return actor.node.options(max_task_retries=-1).remote()
 
 
 def _died(batch: Batch, chunk: Chunk, times: int) -> str:

@@ -40,12 +40,13 @@ from netns_cluster import ClusterUnavailable, NetnsCluster  # noqa: E402
 SHIPPED_PACKAGE = "pgdist_cluster_envs"
 SHIPPED_ENV = f"{SHIPPED_PACKAGE}.line:LineWalk"
 
-# Runs each item of argv[1], a JSON list of {"config": ..., "env_module": ..., "pause": ...},
+# Runs each item of argv[1], a JSON list of {"config": ..., "env_module": ..., "pauses": [...]},
 # with a Learner and writes what it saw to argv[2] as JSON: the Ray node of every actor,
-# the file each actor imports "env_module" from (if given), the return of each
-# iteration, theta before and after training, and the actors still alive at the end.
-# A pause {"after": k, "ready": path, "go": path} stops before iteration k, creates
-# `ready` and waits for `go` (the test kills a node in between).
+# the file each actor imports "env_module" from (if given), the return and the live workers of
+# each iteration, theta before and after training, the actors at the end and their nodes.
+# A pause {"after": k, "ready": path, "go": path} stops before iteration k, creates `ready`
+# and waits for `go` (the test kills or starts a node in between); with "up": true it then
+# waits until every actor is up again.
 DRIVER = '''
 import importlib, json, os, sys, time
 import torch
@@ -63,7 +64,7 @@ def module_file(worker, name):
 reports = []
 for run in runs:
     config = pgdist.Config(**run["config"])
-    pause = run.get("pause")
+    pauses = {pause["after"]: pause for pause in run.get("pauses", [])}
     report = {}
     with pgdist.Learner(config) as learner:
         report["theta_start"] = pgdist.policy.parameters_to_vector(learner.policy).tolist()
@@ -74,16 +75,22 @@ for run in runs:
             if run.get("env_module"):
                 calls = [actor.__ray_call__.remote(module_file, run["env_module"]) for actor in learner.backend.actors]
                 report["env_files"] = ray.get(calls)
-        report["returns"] = []
+        report["returns"], report["workers"] = [], []
         for iteration in range(config.iterations):
-            if pause and iteration == pause["after"]:
+            pause = pauses.get(iteration)
+            if pause:
                 open(pause["ready"], "w").close()
                 deadline = time.monotonic() + 120
                 while not os.path.exists(pause["go"]) and time.monotonic() < deadline:
                     time.sleep(0.05)
-            report["returns"].append(learner.step()["return_mean"])
+                if pause.get("up"):
+                    learner.backend.nodes()
+            metrics = learner.step()
+            report["returns"].append(metrics["return_mean"])
+            report["workers"].append(metrics["workers"])
         if config.backend == "ray":
             report["actors"] = len(learner.backend.actors)
+            report["nodes_at_end"] = learner.backend.nodes()
         report["theta"] = torch.nn.utils.parameters_to_vector(learner.policy.parameters()).detach().tolist()
     reports.append(report)
 with open(out, "w") as file:
@@ -323,32 +330,49 @@ print(json.dumps({"status": str(info.status.value), "actor_nodes": [actor.node_i
 """
 
 
-def test_losing_a_node_mid_run_still_gives_the_same_theta(cluster, shipped_env_root):
-    """Kill every process of the worker node after 3 of 6 iterations; its chunks are re-run on the head's actor.
+def test_a_node_lost_mid_run_and_started_again_gets_its_actor_back(cluster, shipped_env_root):
+    """Kill every process of the worker node before iteration 3 of 7; start it again before iteration 5.
 
-    Chunks own their randomness, so the run still ends at the θ of the local backend.
+    The lost actor's chunks run again on the head's actor meanwhile (chunks own their randomness).
+    Ray restarts the lost actor (max_restarts); with the head's CPU taken, it waits for a node with
+    a free CPU: the worker node once it has rejoined, under a new node id. From then on both nodes
+    take chunks again, and the run ends at the θ of the local backend.
     """
     config = dict(
-        env="CartPole-v1", episodes=40, chunk_episodes=8, envs_per_chunk=4, iterations=6, seed=5,
+        env="CartPole-v1", episodes=40, chunk_episodes=8, envs_per_chunk=4, iterations=7, seed=5,
         workers=2, address=cluster.address,
     )  # fmt: skip
-    ready, go = shipped_env_root / "ready", shipped_env_root / "go"
-    pause = {"after": 3, "ready": str(ready), "go": str(go)}
+    lost, back = (
+        {"after": after, "ready": str(shipped_env_root / f"ready-{after}"), "go": str(shipped_env_root / f"go-{after}")}
+        for after in (2, 4)
+    )
+    back["up"] = True
     local = run_driver(None, shipped_env_root, [{"config": local_twin(config)}], "local")
-    driver = run_driver(cluster, shipped_env_root, [{"config": config, "pause": pause}], "cluster")
-    deadline = time.monotonic() + driver.timeout
-    while not ready.exists():
-        if driver.process.poll() is not None or time.monotonic() > deadline:
-            driver.process.kill()
-            pytest.fail(f"the driver never reached its pause:\n{driver.output()}")
-        time.sleep(0.05)
+    driver = run_driver(cluster, shipped_env_root, [{"config": config, "pauses": [lost, back]}], "cluster")
+    wait_for_pause(driver, lost)
     cluster.kill_worker_node()
-    go.touch()
+    Path(lost["go"]).touch()
+    wait_for_pause(driver, back)
+    cluster.ensure_worker_node()
+    Path(back["go"]).touch()
     [remote] = driver.finish()
     [here] = local.finish()
 
     assert len(set(remote["nodes"])) == 2, remote["nodes"]
-    assert remote["actors"] == 1, "the backend did not notice that the worker node's actor died"
+    assert remote["workers"][2:4] == [1, 1], f"the backend did not notice the lost actor: {remote['workers']}"
+    assert remote["workers"][4:] == [2, 2, 2], f"the restarted actor took no chunks: {remote['workers']}"
+    assert remote["actors"] == 2
+    rejoined = cluster.node_ids[cluster.worker_ip]
+    assert rejoined not in remote["nodes"] and rejoined in remote["nodes_at_end"], (remote, rejoined)
     assert len(remote["returns"]) == config["iterations"]
     assert remote["returns"] == pytest.approx(here["returns"], rel=1e-6)
     assert relative_difference(remote["theta"], here["theta"]) <= 1e-5
+
+
+def wait_for_pause(driver: Driver, pause: dict) -> None:
+    deadline = time.monotonic() + driver.timeout
+    while not Path(pause["ready"]).exists():
+        if driver.process.poll() is not None or time.monotonic() > deadline:
+            driver.process.kill()
+            pytest.fail(f"the driver never reached its pause before iteration {pause['after'] + 1}:\n{driver.output()}")
+        time.sleep(0.05)

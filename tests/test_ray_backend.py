@@ -238,3 +238,44 @@ def test_a_chunk_that_hangs_every_worker_ends_the_run_with_its_name(ray_instance
             r"more than 1.5 s \(chunk_timeout\)"
         ):
             learner.step()
+
+
+def test_a_chunk_that_hung_on_an_actor_never_runs_in_the_learners_process():
+    """On its own instance the learner runs chunks too, but it cannot time itself out: the chunk
+    that hung on an actor runs again on an actor, and the run gives the local backend's theta."""
+    script = textwrap.dedent(
+        """
+        import os, re, warnings
+        import ray, torch
+        from pgdist import Config, Learner
+        from pgdist.policy import parameters_to_vector
+        from tests import hanging_env
+        config = Config(env="tests.hanging_env:HangingLineWalk", episodes=12, chunk_episodes=2, envs_per_chunk=2,
+                        lr=0.05, workers=3, seed=6, chunk_timeout=2.0)
+        hanging_env.disarm()
+        with warnings.catch_warnings(record=True) as caught, Learner(config) as learner:
+            warnings.simplefilter("always")
+            assert learner.backend.local_worker is not None and len(learner.backend.actors) == 2
+            learner.step()
+            learner.backend.nodes()  # both actors are up
+            [pid] = ray.get([learner.backend.actors[0].__ray_call__.remote(lambda worker: os.getpid())])
+            ran_here = []
+            local_run = learner.backend.local_worker.run
+            learner.backend.local_worker.run = lambda *args: ran_here.append((args[2].batch, args[2].index)) or local_run(*args)
+            hanging_env.arm(pid)
+            learner.step()
+            assert not os.path.exists(hanging_env.ARMED), "the actor did not hang"
+            learner.step()
+            theta = parameters_to_vector(learner.policy)
+        [hung] = [int(m) for w in caught for m in re.findall(r"chunk (\\d+) .* of iteration 2 ran for more", str(w.message))]
+        assert (1, hung) not in ran_here and ran_here, ran_here  # (sampling call, chunk) of those run here
+        with Learner(config.replace(env="envs.line:LineWalk", backend="local")) as reference:
+            for _ in range(3):
+                reference.step()
+        torch.testing.assert_close(theta, parameters_to_vector(reference.policy), rtol=1e-5, atol=1e-7)
+        print("ok", hung, ran_here)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("ok")

@@ -33,6 +33,11 @@ class Config:
         "the tutorial's protocol (reset() -> state, step(action) -> (state, reward, done))",
     )
     episodes: int = _field(10, "N, the trajectories behind each gradient step (Eq. 19, 23)")
+    episodes_max: int | None = _field(
+        None,
+        "adaptive N: if set, each iteration's N follows the measured gradient noise scale, in whole "
+        "chunks of chunk_episodes, from 'episodes' (the first iterations' N and the least) up to this",
+    )
     lr: float = _field(1e-3, "Adam's learning rate (alpha in Eq. 4)")
     gamma: float = _field(0.95, "discount factor of the total return R(tau) (Eq. 6), in (0, 1]")
     hidden: tuple[int, ...] = _field((8, 8), "sizes of the policy's hidden tanh layers")
@@ -83,6 +88,8 @@ class Config:
         _positive_int(self, "episodes", "iterations", "chunk_episodes", "envs_per_chunk")
         if self.workers is not None:
             _positive_int(self, "workers")
+        if self.episodes_max is not None:
+            _check_adaptive(self)
         if not 0.0 < self.gamma <= 1.0:
             _fail("gamma", self.gamma, "a discount factor in (0, 1]")
         if not self.lr > 0.0:
@@ -208,6 +215,17 @@ def _positive_int(config, *names):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             _fail(name, value, "a whole number >= 1")
+
+
+def _check_adaptive(config):
+    _positive_int(config, "episodes_max")
+    if config.episodes_max < config.episodes:
+        _fail("episodes_max", config.episodes_max, f"a whole number >= episodes={config.episodes}")
+    if config.episodes <= config.chunk_episodes:
+        raise ConfigError(
+            f"episodes={config.episodes} is one chunk of chunk_episodes={config.chunk_episodes}: adaptive N "
+            "(episodes_max) measures the noise scale from 2 chunks or more; lower chunk_episodes below episodes"
+        )
 
 
 def _fail(name, value, expected):

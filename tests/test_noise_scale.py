@@ -30,6 +30,7 @@ import pytest
 import torch
 
 from pgdist import Config, Learner, Policy
+from pgdist.config import ConfigError
 from pgdist.estimators import POLICY_SUMS
 from pgdist.policy import GaussianPolicy, parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
@@ -229,3 +230,10 @@ def test_resume_gives_the_uninterrupted_n_schedule_and_theta(tmp_path, request):
     assert final["episodes"] == reference["episodes"] and final["noise_scale"] == reference["noise_scale"]
     for key, tensor in reference["policy"].items():
         torch.testing.assert_close(final["policy"][key], tensor, rtol=0, atol=0)
+
+
+def test_adaptive_n_needs_two_chunks_and_sane_bounds():
+    with pytest.raises(ConfigError, match="episodes_max=50 is invalid: expected a whole number >= episodes=100"):
+        Config(episodes=100, episodes_max=50, chunk_episodes=20)
+    with pytest.raises(ConfigError, match="episodes=100 is one chunk of chunk_episodes=2000"):
+        Config(episodes=100, episodes_max=1000)

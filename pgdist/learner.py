@@ -18,7 +18,7 @@ from pgdist.backends import make_backend
 from pgdist.config import Config
 from pgdist.envs import env_spaces
 from pgdist.estimators import POLICY_SUMS, loss
-from pgdist.noise import ChunkSquares, NoiseScale, estimate
+from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
 from pgdist.policy import make_policy, make_value_function, parameters_to_vector, vector_to_parameters
 from pgdist.worker import ChunkResult, make_chunks
 
@@ -135,7 +135,7 @@ class Learner:
                 total.add(result)
         return total
 
-    def measure_noise(self, batch: ChunkResult):
+    def measure_noise(self, batch: ChunkResult) -> NoiseEstimate | None:
         """tr(Sigma)^ and |G|^2^ of the policy's gradient from the last sample()'s chunks, or None for one chunk.
 
         The chunk sums s_j = c . V_j take the batch's coefficients c (its mu and sigma), known now.
@@ -153,9 +153,9 @@ class Learner:
                 f"no noise scale: N = {episodes} is 1 chunk (chunk_episodes = {chunk_episodes}) and the estimate "
                 f"compares the sums of 2 chunks or more; set chunk_episodes to N/2 or less"
             )
-        noise_scale = self.noise_scale.value
         if self.noise_scale.count == 0:
             return "no noise scale: no iteration has measured it yet"
+        noise_scale = self.noise_scale.value
         if noise_scale is None:
             return (
                 f"no noise scale: the measured |G|^2 is not positive, the gradient is lost in the noise of "
@@ -220,8 +220,9 @@ def adapted_episodes(noise_scale: NoiseScale, episodes: int, config: Config) -> 
     Until the averaged |G|^2 stands clear of its noise (``NoiseScale.resolved``), the gradient
     is lost in the noise of N episodes and the measured noise scale reads about N whatever it
     is: N doubles. N moves by a factor of 2 at most per iteration, as the measured noise scale
-    of RL's heavy-tailed gradients scatters by about that much. N is a function of the chunk sums alone, never of the workers, so one seed
-    still gives one theta, and resuming from a checkpoint (which holds N and the averages) the same N.
+    of RL's heavy-tailed gradients scatters by about that much. N is a function of the chunk
+    sums alone, never of the workers, so one seed still gives one theta, and resuming from a
+    checkpoint (which holds N and the averages) the same N.
     """
     if not noise_scale.resolved():
         return min(2 * episodes, config.episodes_max)

@@ -14,7 +14,8 @@ the unbiased estimates are
 
 Both need k >= 2: one chunk has nothing to compare its sum with. Their ratio is not unbiased,
 so ``NoiseScale`` smooths each with its own exponential moving average (weighting iterations
-by their N) and divides the averages. docs/math.md derives this and says how batch-wide statistics enter.
+by their N) and divides the averages. docs/math.md derives this and says how batch-wide
+statistics enter.
 
 The chunk sums are linear combinations of a chunk's vectors (``estimators.POLICY_SUMS``) with
 coefficients known only once the whole batch is in (``Estimator.coefficients``). So as each
@@ -41,7 +42,6 @@ class ChunkSquares:
     def __init__(self, size: int):
         self.gram = np.zeros((size, size))
         self.chunks = 0
-        self.episodes = 0
 
     def add(self, vectors: list[np.ndarray | None], episodes: int) -> None:
         """One chunk's vectors (None where the estimator does not use one) and its episode count n_j."""
@@ -54,7 +54,6 @@ class ChunkSquares:
                     if a != b:
                         self.gram[b, a] += product
         self.chunks += 1
-        self.episodes += episodes
 
     def sum_of_squares(self, coefficients) -> float:
         """A = sum_j |s_j|^2 / n_j for the chunk sums s_j = c . V_j."""

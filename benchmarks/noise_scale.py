@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/noise_scale.py                                  # CartPole-v1 and Acrobot-v1, seeds 0-4
     .venv/bin/python benchmarks/noise_scale.py --envs CartPole-v1 --seeds 0     # one run of each kind
+    .venv/bin/python benchmarks/noise_scale.py --envs Acrobot-v1 --seeds 0 --runs "fixed N=64" adaptive
 
 For each environment, its recipe (configs/*.yaml: reward-to-go, standardised returns) is run
 with the recipe's N, with two other fixed N, and with adaptive N starting from the recipe's
@@ -93,6 +94,8 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--iterations", type=int, default=100, help="at most, per run")
+    parser.add_argument("--runs", nargs="+", default=["fixed", "adaptive"],
+                        help="which runs: names starting with these words, e.g. 'fixed N=64' or 'adaptive'")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     os.chdir(ROOT)
@@ -105,6 +108,8 @@ def main() -> None:
             results[env] = {}
             for seed in args.seeds:
                 for name, overrides in kinds(recipe).items():
+                    if not any(name.startswith(prefix) for prefix in args.runs):
+                        continue
                     rows = run(recipe.replace(seed=seed, **overrides))
                     results[env][(name, seed)] = rows
                     table.append({"env": env, "seed": seed, **summary(name, rows)})

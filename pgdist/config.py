@@ -44,6 +44,11 @@ class Config:
         "when it cuts",
     )
     episodes: int = _field(10, "N, the trajectories behind each gradient step (Eq. 19, 23)")
+    episodes_max: int | None = _field(
+        None,
+        "adaptive N: if set, each iteration's N follows the measured gradient noise scale, in whole "
+        "chunks of chunk_episodes, from 'episodes' (the first iterations' N and the least) up to this",
+    )
     lr: float = _field(1e-3, "Adam's learning rate (alpha in Eq. 4)")
     lr_schedule: str = _field(
         "constant", "learning rate over training: 'constant', or 'linear' (decays to 0 over iterations, as in SB3 and CleanRL)"
@@ -111,6 +116,8 @@ class Config:
         for name in ("workers", "max_episode_steps"):
             if getattr(self, name) is not None:
                 _positive_int(self, name)
+        if self.episodes_max is not None:
+            _check_adaptive(self)
         if not 0.0 < self.gamma <= 1.0:
             _fail("gamma", self.gamma, "a discount factor in (0, 1]")
         for name in ("lr", "value_lr", "max_grad_norm"):
@@ -263,6 +270,17 @@ def _positive_int(config, *names):
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_adaptive(config):
+    _positive_int(config, "episodes_max")
+    if config.episodes_max < config.episodes:
+        _fail("episodes_max", config.episodes_max, f"a whole number >= episodes={config.episodes}")
+    if config.episodes <= config.chunk_episodes:
+        raise ConfigError(
+            f"episodes={config.episodes} is one chunk of chunk_episodes={config.chunk_episodes}: adaptive N "
+            "(episodes_max) measures the noise scale from 2 chunks or more; lower chunk_episodes below episodes"
+        )
 
 
 def _fail(name, value, expected):

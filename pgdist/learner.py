@@ -88,6 +88,7 @@ class Learner:
         self.batches = 0  # sampling calls made; with the seed, it names every chunk's randomness
         self.told_truncated = False  # said once that max_episode_steps cuts episodes
         self.noise_scale = NoiseScale()  # B_simple, smoothed over sampling calls (noise.py)
+        self.episodes = config.episodes  # the next iteration's N; with episodes_max, it follows the noise scale
         self.backend = make_backend(config, policy, self.value)
         chunks = math.ceil(config.episodes / config.chunk_episodes)
         if chunks < self.backend.workers:
@@ -126,7 +127,7 @@ class Learner:
         """
         start = time.perf_counter()
         theta = parameters_to_vector(self.policy, self.value).numpy()
-        chunks = make_chunks(self.config.episodes, self.config.chunk_episodes, self.config.seed, self.batches)
+        chunks = make_chunks(self.episodes, self.config.chunk_episodes, self.config.seed, self.batches)
         self.batches += 1
         squares = ChunkSquares(len(POLICY_SUMS))
         total = None
@@ -144,7 +145,9 @@ class Learner:
             raise EnvError(error.message) from error  # a backend's wrapper (Ray's) shows a traceback as its str
         self.tell_truncated(total)
         noise = self.measure_noise(total, squares)
-        self.noise_scale.update(noise)
+        self.noise_scale.update(noise, total.episodes)
+        if self.config.episodes_max is not None:
+            self.episodes = adapted_episodes(self.noise_scale, total.episodes, self.config)
         return Batch(total, noise, self.backend.live_workers(), time.perf_counter() - start)
 
     def update(self, batch: Batch) -> dict:
@@ -233,7 +236,7 @@ class Learner:
 
     def noise_summary(self) -> str:
         """One line for the end of training: the measured noise scale against N, or why there is none."""
-        episodes, chunk_episodes = self.config.episodes, self.config.chunk_episodes
+        episodes, chunk_episodes = self.episodes, self.config.chunk_episodes
         if episodes <= chunk_episodes:
             return (
                 f"no noise scale: N = {episodes} is 1 chunk (chunk_episodes = {chunk_episodes}) and the estimate "
@@ -263,6 +266,7 @@ class Learner:
             "version": self.version,
             "batches": self.batches,
             "noise_scale": self.noise_scale.state_dict(),
+            "episodes": self.episodes,
             "config": self.config.to_dict(),
         }
 
@@ -275,6 +279,7 @@ class Learner:
         self.batches = state["batches"]
         if "noise_scale" in state:  # a checkpoint from before the noise scale starts its averages afresh
             self.noise_scale.load_state_dict(state["noise_scale"])
+        self.episodes = state.get("episodes", self.config.episodes)
 
 
 def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module | None = None):
@@ -291,3 +296,20 @@ def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module
     from pgdist.ray_backend import RayBackend
 
     return RayBackend(config, policy, value)
+
+
+def adapted_episodes(noise_scale: NoiseScale, episodes: int, config: Config) -> int:
+    """Adaptive N: the measured noise scale in whole chunks, within [episodes, episodes_max].
+
+    Until the averaged |G|^2 stands clear of its noise (``NoiseScale.resolved``), the gradient
+    is lost in the noise of N episodes and the measured noise scale reads about N whatever it
+    is: N doubles. N moves by a factor of 2 at most per iteration, as the measured noise scale
+    of RL's heavy-tailed gradients scatters by about that much. N is a function of the chunk
+    sums alone, never of the workers, so one seed still gives one theta, and resuming from a
+    checkpoint (which holds N and the averages) the same N.
+    """
+    if not noise_scale.resolved():
+        return min(2 * episodes, config.episodes_max)
+    target = min(max(noise_scale.value, episodes / 2), 2 * episodes)  # a factor of 2 at most per step
+    chunks = max(1, round(target / config.chunk_episodes))
+    return min(max(chunks * config.chunk_episodes, config.episodes), config.episodes_max)

@@ -13,8 +13,9 @@ the unbiased estimates are
     tr(Sigma)^ = (A - C) / (k - 1),        |G|^2^ = (k C - A) / (N (k - 1)).
 
 Both need k >= 2: one chunk has nothing to compare its sum with. Their ratio is not unbiased,
-so ``NoiseScale`` smooths each with its own exponential moving average and divides the
-averages. docs/math.md derives this and says how batch-wide statistics enter.
+so ``NoiseScale`` smooths each with its own exponential moving average (weighting iterations
+by their N) and divides the averages. docs/math.md derives this and says how batch-wide
+statistics enter.
 
 The chunk sums are linear combinations of a chunk's vectors (``estimators.POLICY_SUMS``) with
 coefficients known only once the whole batch is in (``Estimator.coefficients``). So as each
@@ -24,6 +25,7 @@ products of |theta| and no vector, and A = c^T (sum_j V_j V_j^T / n_j) c at the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +42,6 @@ class ChunkSquares:
     def __init__(self, size: int):
         self.gram = np.zeros((size, size))
         self.chunks = 0
-        self.episodes = 0
 
     def add(self, vectors: list[np.ndarray | None], episodes: int) -> None:
         """One chunk's vectors (None where the estimator does not use one) and its episode count n_j."""
@@ -53,7 +54,6 @@ class ChunkSquares:
                     if a != b:
                         self.gram[b, a] += product
         self.chunks += 1
-        self.episodes += episodes
 
     def sum_of_squares(self, coefficients) -> float:
         """A = sum_j |s_j|^2 / n_j for the chunk sums s_j = c . V_j."""
@@ -80,39 +80,59 @@ def estimate(sum_of_squares: float, total_square: float, episodes: int, chunks: 
 class NoiseScale:
     """B_simple = EMA(tr(Sigma)^) / EMA(|G|^2^), each of the two unbiased estimates averaged on its own.
 
-    ``value`` is None until an estimate has come in, and while the averaged |G|^2 is not
-    positive (the gradient is lost in the noise: N is far too small to tell).
+    Each iteration's estimates count with the weight of their N episodes: with adaptive N, an
+    iteration of 2,000 episodes tells far more than one of 40 (the spread of |G|^2^ falls as
+    tr(Sigma) / N), and with a fixed N the weights are equal and this is the paper's plain
+    moving average. ``value`` is None until an estimate has come in, and while the averaged
+    |G|^2 is not positive (the gradient is lost in the noise: N is too small to tell).
     """
 
     def __init__(self, decay: float = DECAY):
         self.decay = decay
-        self.trace_sigma = 0.0  # the moving averages, not yet debiased
-        self.grad_sq = 0.0
+        self.trace_sigma = 0.0  # sum_t decay^(T-t) N_t tr(Sigma)^_t
+        self.grad_sq = 0.0  # sum_t decay^(T-t) N_t |G|^2^_t
+        self.weight = 0.0  # sum_t decay^(T-t) N_t, which divides both
+        self.squares = 0.0  # sum_t decay^(2(T-t)), for the standard error of the averages
         self.count = 0  # estimates averaged so far
 
-    def update(self, estimate: NoiseEstimate | None) -> None:
+    def update(self, estimate: NoiseEstimate | None, episodes: int) -> None:
         if estimate is None:
             return
-        self.trace_sigma = self.decay * self.trace_sigma + (1 - self.decay) * estimate.trace_sigma
-        self.grad_sq = self.decay * self.grad_sq + (1 - self.decay) * estimate.grad_sq
+        self.trace_sigma = self.decay * self.trace_sigma + episodes * estimate.trace_sigma
+        self.grad_sq = self.decay * self.grad_sq + episodes * estimate.grad_sq
+        self.weight = self.decay * self.weight + episodes
+        self.squares = self.decay**2 * self.squares + 1.0
         self.count += 1
+
+    def resolved(self) -> bool:
+        """Whether the averaged |G|^2 stands 2 standard errors above 0, so that ``value`` means something.
+
+        Where N is far below the noise scale, |G|^2^ is mostly noise and ``value`` reads about N,
+        whatever the truth. There one iteration's |G|^2^ has variance about 2 tr(Sigma^2) / N^2
+        <= 2 tr(Sigma)^2 / N^2 (the term 4 G^T Sigma G / N, of the same order where N ~ B, is
+        left out); with the weights N_t of the averages, the average's standard error is at most
+        sqrt(2 sum_t decay^(2(T-t))) tr(Sigma) / sum_t decay^(T-t) N_t.
+        """
+        if self.count == 0:
+            return False
+        trace_sigma, grad_sq = self.trace_sigma / self.weight, self.grad_sq / self.weight
+        return grad_sq > 2 * math.sqrt(2 * self.squares) * trace_sigma / self.weight
 
     @property
     def value(self) -> float | None:
-        """The smoothed B_simple in episodes.
-
-        Both averages start at 0 and so carry the same factor 1 - decay^count (Adam's bias); it
-        cancels in the ratio.
-        """
+        """The smoothed B_simple in episodes (the weights cancel in the ratio)."""
         if self.count == 0 or self.grad_sq <= 0.0:
             return None
         return self.trace_sigma / self.grad_sq
 
     def state_dict(self) -> dict:
-        return {"decay": self.decay, "trace_sigma": self.trace_sigma, "grad_sq": self.grad_sq, "count": self.count}
+        return {"decay": self.decay, "trace_sigma": self.trace_sigma, "grad_sq": self.grad_sq,
+                "weight": self.weight, "squares": self.squares, "count": self.count}
 
     def load_state_dict(self, state: dict) -> None:
         self.decay = state["decay"]
         self.trace_sigma = state["trace_sigma"]
         self.grad_sq = state["grad_sq"]
+        self.weight = state["weight"]
+        self.squares = state["squares"]
         self.count = state["count"]

@@ -10,6 +10,7 @@ from pgdist.metrics import read_metrics
 
 def plot_runs(folders: list[Path], out: Path) -> Path:
     from matplotlib.figure import Figure  # no pyplot: no global state, so runs may draw from any thread
+    from matplotlib.ticker import FuncFormatter
 
     figure = Figure(figsize=(7, 6))
     returns, noise = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
@@ -30,6 +31,8 @@ def plot_runs(folders: list[Path], out: Path) -> Path:
     returns.set_ylabel("episode return (mean, min to max)")
     returns.legend()
     noise.set_yscale("log")
+    for ticks in (noise.yaxis.set_major_formatter, noise.yaxis.set_minor_formatter):
+        ticks(FuncFormatter(lambda value, _: f"{value:,.0f}"))
     noise.set_ylabel("episodes")
     noise.set_xlabel("iteration (one Adam step on N episodes)")
     noise.plot([], [], color="grey", label="noise scale tr(Σ)/|G|²")

@@ -20,7 +20,9 @@ M is chosen so that 5 standard errors are under 25% of the exact value: a biased
 such as the plain mean of |s_j|^2 / n_j (off by n |G|^2, about 100% here) fails.
 """
 
+import csv
 import math
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,10 +30,12 @@ import pytest
 import torch
 
 from pgdist import Config, Learner, Policy
+from pgdist.config import ConfigError
 from pgdist.estimators import POLICY_SUMS
 from pgdist.policy import GaussianPolicy, parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 from replay import float64_policy
+from test_cli import run_command, train
 from test_estimators import ESTIMATORS, target_bandit_gradients
 from test_unbiased import GAMMA, trajectory_gradients
 
@@ -145,25 +149,17 @@ def test_chunk_squares_equal_the_chunk_sums_formed_one_by_one(estimator):
     assert noise.grad_sq == pytest.approx((k * c - a) / (n * (k - 1)), rel=1e-9)
 
 
-@pytest.fixture
-def ray(ray_instance):
-    return ray_instance
-
-
-def noise_metrics(backend, workers):
-    config = Config(env="CartPole-v1", episodes=40, chunk_episodes=6, envs_per_chunk=3, workers=workers,
-                    backend=backend, seed=17, lr=0.01)
-    with Learner(config) as learner:
-        rows = [learner.step() for _ in range(3)]
-    return np.array([[row[name] for name in ("trace_sigma", "grad_sq", "noise_scale")] for row in rows])
-
-
-def test_estimates_do_not_depend_on_the_workers(ray):
-    """One seed, one set of chunks: local, 1 and 3 Ray workers give the same estimates, step after step."""
-    local = noise_metrics("local", 1)
-    assert np.isfinite(local).all()
+def test_estimates_and_adaptive_n_do_not_depend_on_the_workers(ray_instance):
+    """One seed, one set of chunks: local, 1 and 3 Ray workers give the same estimates and N, step after step."""
+    names = ("episodes", "trace_sigma", "grad_sq", "noise_scale")
+    _, rows, local_theta = adaptive_run("local", 1, iterations=3)
+    local = np.array([[row[name] for name in names] for row in rows], dtype=float)
+    assert np.isfinite(local[:, :3]).all()
     for workers in (1, 3):
-        np.testing.assert_allclose(noise_metrics("ray", workers), local, rtol=1e-6)
+        _, rows, theta = adaptive_run("ray", workers, iterations=3)
+        np.testing.assert_allclose(np.array([[row[name] for name in names] for row in rows], dtype=float), local,
+                                   rtol=1e-6)
+        torch.testing.assert_close(theta, local_theta, rtol=1e-5, atol=1e-6)
 
 
 def test_one_chunk_has_no_estimate_and_says_why():
@@ -173,3 +169,66 @@ def test_one_chunk_has_no_estimate_and_says_why():
         summary = learner.noise_summary()
     assert metrics["trace_sigma"] is None and metrics["grad_sq"] is None and metrics["noise_scale"] is None
     assert "1 chunk" in summary and "chunk_episodes" in summary
+
+
+def adaptive_run(backend, workers, iterations=7, **overrides):
+    """Each iteration's metrics, and the final theta, of a short adaptive-N run on CartPole-v1."""
+    config = Config(**{**dict(env="CartPole-v1", episodes=60, episodes_max=480, chunk_episodes=20,
+                              envs_per_chunk=20, workers=workers, backend=backend, seed=6, lr=0.01), **overrides})
+    with Learner(config) as learner:
+        rows = [learner.step() for _ in range(iterations)]
+        theta = parameters_to_vector(learner.policy)
+    return config, rows, theta
+
+
+def test_adaptive_n_moves_toward_the_noise_scale_within_bounds():
+    """At theta_0 CartPole-v1's noise scale is a few hundred episodes; N starts at 60.
+
+    N doubles while the gradient is lost in the noise, then follows the measured noise scale
+    (by a factor of 2 at most per step), in whole chunks, never outside [episodes, episodes_max].
+    """
+    config, rows, _ = adaptive_run("local", 1)
+    schedule = [row["episodes"] for row in rows]
+    assert schedule[0] == config.episodes
+    assert all(config.episodes <= n <= config.episodes_max and n % config.chunk_episodes == 0 for n in schedule)
+    noise_scale = rows[-1]["noise_scale"]
+    assert noise_scale is not None and noise_scale > 2 * config.episodes
+    target = min(noise_scale, config.episodes_max)
+    distance = [abs(math.log(n / target)) for n in schedule]
+    assert distance[-1] < math.log(2) and distance[-1] < distance[0], (schedule, noise_scale)
+    _, capped, _ = adaptive_run("local", 1, iterations=4, episodes_max=100)
+    assert [row["episodes"] for row in capped] == [60, 100, 100, 100]
+
+
+def test_resume_gives_the_uninterrupted_n_schedule_and_theta(tmp_path, request):
+    """A run that died after iteration 4, its last checkpoint at iteration 3, resumes to the same N and theta."""
+    root = request.config.rootpath
+    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
+    flags = ["--env", "CartPole-v1", "--episodes", "60", "--episodes-max", "240", "--chunk-episodes", "20",
+             "--envs-per-chunk", "20", "--lr", "0.01", "--seed", "6", "--iterations", "5", "--checkpoint-every", "3",
+             "--backend", "local"]
+    result = train(*flags, "--out", str(straight), cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "measured noise scale ≈" in result.stdout
+    shutil.copytree(straight, crashed)
+    shutil.copy(crashed / "checkpoint-000003.pt", crashed / "checkpoint.pt")
+    result = run_command("resume", str(crashed), cwd=root)
+    assert result.returncode == 0, result.stderr
+
+    def metrics(folder):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(folder / "metrics.csv"))]
+
+    assert metrics(crashed) == metrics(straight)
+    assert len({row["episodes"] for row in metrics(straight)}) > 1  # N did change along the way
+    final = torch.load(crashed / "checkpoint.pt", weights_only=True)
+    reference = torch.load(straight / "checkpoint.pt", weights_only=True)
+    assert final["episodes"] == reference["episodes"] and final["noise_scale"] == reference["noise_scale"]
+    for key, tensor in reference["policy"].items():
+        torch.testing.assert_close(final["policy"][key], tensor, rtol=0, atol=0)
+
+
+def test_adaptive_n_needs_two_chunks_and_sane_bounds():
+    with pytest.raises(ConfigError, match="episodes_max=50 is invalid: expected a whole number >= episodes=100"):
+        Config(episodes=100, episodes_max=50, chunk_episodes=20)
+    with pytest.raises(ConfigError, match="episodes=100 is one chunk of chunk_episodes=2000"):
+        Config(episodes=100, episodes_max=1000)

@@ -22,6 +22,7 @@ import time
 import torch
 
 import pgdist.worker
+from pgdist.estimators import Estimator
 from pgdist.config import Config
 from pgdist.policy import make_policy
 from pgdist.envs import env_spaces
@@ -51,7 +52,7 @@ class Clock:
 def build(config: Config):
     spaces = env_spaces(config.env)
     policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
-    worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk)
+    worker = RolloutWorker(config.env, policy, Estimator.of(config), config.envs_per_chunk)
     theta = parameters_to_vector(policy).numpy()
     return worker, theta
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from pgdist.estimators import Estimator
 from pgdist.config import Config
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
@@ -38,7 +39,7 @@ class LocalBackend:
 
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
         self.worker = RolloutWorker(
-            config.env, policy, config.estimator, config.envs_per_chunk, value,
+            config.env, policy, Estimator.of(config), config.envs_per_chunk, value,
             max_episode_steps=config.max_episode_steps,
         )
 

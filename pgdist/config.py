@@ -14,11 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from pgdist.envs import DEFAULT_MAX_EPISODE_STEPS, check_env_name
-from pgdist.estimators import BASELINES, RETURNS, Estimator
-
-
+RETURNS = ("total", "reward_to_go")  # the choices of each estimator field: pgdist.estimators
+BASELINES = ("none", "mean", "value")
 SCHEDULES = ("constant", "linear")  # of the learning rate: pgdist.optim.learning_rate_factor
+DEFAULT_MAX_EPISODE_STEPS = 10_000  # the cap of an env without a time limit of its own: pgdist.envs
 
 
 class ConfigError(ValueError):
@@ -49,7 +48,7 @@ class Config:
         "adaptive N: if set, each iteration's N follows the measured gradient noise scale, in whole "
         "chunks of chunk_episodes, from 'episodes' (the first iterations' N and the least) up to this",
     )
-    lr: float = _field(1e-3, "Adam's learning rate (alpha in Eq. 4)")
+    lr: float = _field(1e-3, "the optimizer's learning rate (alpha in Eq. 4; the optimizer is Adam unless the Learner is given another)")
     lr_schedule: str = _field(
         "constant", "learning rate over training: 'constant', or 'linear' (decays to 0 over iterations, as in SB3 and CleanRL)"
     )
@@ -145,14 +144,8 @@ class Config:
             _fail("chunk_timeout", self.chunk_timeout, "a number of seconds > 0")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             _fail("seed", self.seed, "a whole number in [0, 2**63)")  # what numpy's and torch's seeds take
-        try:
-            check_env_name(self.env)
-        except ValueError as error:
-            raise ConfigError(f"env={self.env!r}: {error}") from None
-
-    @property
-    def estimator(self) -> Estimator:
-        return Estimator(self.gamma, self.returns, self.baseline, self.standardize, self.entropy)
+        if not isinstance(self.env, str) or not self.env:
+            _fail("env", self.env, "a gymnasium id or 'module:Class'")  # which exists: pgdist.envs.check_env_name
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)

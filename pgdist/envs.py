@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from pgdist.config import DEFAULT_MAX_EPISODE_STEPS
 
-DEFAULT_MAX_EPISODE_STEPS = 10_000  # the cap of an env without a time limit of its own
+
 
 
 class EnvError(RuntimeError):
@@ -80,14 +81,15 @@ def load_env_class(name: str):
 
 
 def check_env_name(name: str) -> None:
-    """Raise ValueError if ``name`` is neither an importable class nor a gymnasium id."""
-    if not isinstance(name, str) or not name:
-        raise ValueError("expected a gymnasium id or 'module:Class'")
-    if load_env_class(name) is None:
-        try:
-            gymnasium_spec(name)
-        except gymnasium.error.Error as error:
-            raise ValueError(f"gymnasium does not know it ({error})") from None
+    """An EnvError naming ``name`` if it is neither an importable class nor a gymnasium id."""
+    try:
+        if load_env_class(name) is None:
+            try:
+                gymnasium_spec(name)
+            except gymnasium.error.Error as error:
+                raise ValueError(f"gymnasium does not know it ({error})") from None
+    except ValueError as error:
+        raise EnvError(f"env={name!r}: {error}") from None
 
 
 def gymnasium_spec(name: str) -> gymnasium.envs.registration.EnvSpec:
@@ -111,6 +113,7 @@ def env_spaces(name: str) -> EnvSpaces:
 
     The learner calls this before it starts any worker, so a bad env fails in the driver.
     """
+    check_env_name(name)
     env_class = load_env_class(name)
     if env_class is not None:
         env = _created(name, env_class)

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-RETURNS = ("total", "reward_to_go")
-BASELINES = ("none", "mean", "value")
 STD_EPSILON = 1e-8
 # the chunk vectors whose linear combination is the policy's gradient sum (``Estimator.coefficients``)
 POLICY_SUMS = ("gradient_sum", "score_sum", "entropy_gradient_sum")
@@ -82,6 +80,11 @@ class Estimator:
     baseline: str = "none"
     standardize: bool = False
     entropy: float = 0.0
+
+    @classmethod
+    def of(cls, config) -> Estimator:
+        """The estimator a ``pgdist.Config`` chooses (its gamma, returns, baseline, standardize, entropy)."""
+        return cls(config.gamma, config.returns, config.baseline, config.standardize, config.entropy)
 
     @property
     def centred(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pgdist.estimators import Estimator
 from pgdist.backends import one_torch_thread
 from pgdist.config import Config
 from pgdist.policy import parameters_to_vector
@@ -13,7 +14,7 @@ from pgdist.worker import Chunk, RolloutWorker
 
 def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: bool = False, seed: int = 12345) -> np.ndarray:
     """Undiscounted returns of ``episodes`` episodes, actions sampled from pi or, if ``greedy``, its mode."""
-    worker = RolloutWorker(config.env, policy, config.estimator, min(config.envs_per_chunk, episodes), greedy=greedy,
+    worker = RolloutWorker(config.env, policy, Estimator.of(config), min(config.envs_per_chunk, episodes), greedy=greedy,
                            max_episode_steps=config.max_episode_steps)
     worker.load(parameters_to_vector(policy).numpy(), version=0)
     with one_torch_thread():

@@ -26,7 +26,7 @@ import torch
 from pgdist.backends import LocalBackend
 from pgdist.config import Config
 from pgdist.envs import EnvError, env_spaces, time_limit
-from pgdist.estimators import POLICY_SUMS, loss
+from pgdist.estimators import POLICY_SUMS, Estimator, loss
 from pgdist.metrics import METRICS
 from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
 from pgdist.optim import Adam, learning_rate_factor, set_learning_rates
@@ -74,6 +74,7 @@ class Learner:
     def __init__(self, config: Config, policy: torch.nn.Module | None = None,
                  optimizer: OptimizerFactory | None = None):
         self.config = config
+        self.estimator = Estimator.of(config)
         spaces = env_spaces(config.env)
         if policy is None:
             policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
@@ -175,7 +176,7 @@ class Learner:
 
     def loss_gradient(self, batch: Batch) -> torch.Tensor:
         """grad L of Eq. 23 (or of the configured estimator's loss) from the batch's sums, flat."""
-        return loss(torch.as_tensor(self.config.estimator.combine(batch.sums)), batch.episodes)
+        return loss(torch.as_tensor(self.estimator.combine(batch.sums)), batch.episodes)
 
     def metrics(self, batch: Batch, gradient: torch.Tensor | None = None, stopped: bool = False,
                 update_seconds: float = 0.0) -> dict:
@@ -229,7 +230,7 @@ class Learner:
 
         The chunk sums s_j = c . V_j take the batch's coefficients c (its mu and sigma), known now.
         """
-        estimator = self.config.estimator
+        estimator = self.estimator
         sum_of_squares = squares.sum_of_squares(estimator.coefficients(sums))
         total = estimator.combine(sums)
         return estimate(sum_of_squares, float(total @ total), sums.episodes, squares.chunks)

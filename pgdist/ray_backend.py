@@ -18,6 +18,7 @@ import psutil
 import ray
 import torch
 
+from pgdist.estimators import Estimator
 from pgdist.backends import LocalBackend, WorkerError
 from pgdist.config import Config
 from pgdist.envs import import_root
@@ -83,7 +84,7 @@ class RayBackend:
                 max_task_retries=0,
             )
             self.pool = Actors(
-                actor.remote(config.env, policy, config.estimator, config.envs_per_chunk, value)
+                actor.remote(config.env, policy, Estimator.of(config), config.envs_per_chunk, value)
                 for _ in range(self.workers - (self.local_worker is not None))
             )
         except BaseException:

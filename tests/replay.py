@@ -7,6 +7,7 @@ ln pi exactly as the tutorial does, step by step with autograd, on the same traj
 
 import torch
 
+from pgdist.estimators import Estimator
 from pgdist.policy import Policy, parameters_to_vector
 from pgdist.reference import generate_tau
 from pgdist.worker import RolloutWorker, make_chunks
@@ -19,7 +20,7 @@ def float64_policy(observation_size, seed=0, policy_class=Policy):
 
 def recorded_trajectories(config, policy, batch, value=None):
     """The episodes of a batch, run again in this process from the chunks' own seeds."""
-    worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
+    worker = RolloutWorker(config.env, policy, Estimator.of(config), config.envs_per_chunk, value)
     worker.load(parameters_to_vector(policy, value).numpy(), 0)
     trajectories = []
     for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, batch):

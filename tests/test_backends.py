@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from pgdist.estimators import Estimator
 from pgdist import Config, Learner, Policy, StaleResultError, train
 from pgdist.policy import parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
@@ -51,7 +52,7 @@ def test_every_worker_acts_with_the_new_theta_after_a_step(backend):
         new_theta = parameters_to_vector(learner.policy).clone()
         assert not torch.equal(old_theta, new_theta)
         gathered = learner.sample().sums  # batch 1, theta version 1
-    worker = RolloutWorker(config.env, learner.policy, config.estimator, config.envs_per_chunk)
+    worker = RolloutWorker(config.env, learner.policy, Estimator.of(config), config.envs_per_chunk)
     chunks = make_chunks(config.episodes, config.chunk_episodes, config.seed, batch=1)
 
     def total(theta):
@@ -68,7 +69,7 @@ def test_a_stale_result_is_rejected(backend):
     config = Config(env="CartPole-v1", episodes=4, chunk_episodes=2, backend=backend, workers=1)
     with Learner(config) as learner:
         learner.step()
-        old = RolloutWorker(config.env, learner.policy, config.estimator, 2).run(
+        old = RolloutWorker(config.env, learner.policy, Estimator.of(config), 2).run(
             parameters_to_vector(learner.policy).numpy(), 0, make_chunks(4, 2, 0, 0)[0]
         )
         with pytest.raises(StaleResultError, match="version 0"):

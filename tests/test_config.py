@@ -8,6 +8,7 @@ import psutil
 import pytest
 
 from pgdist import Config, ConfigError
+from pgdist.envs import EnvError, check_env_name
 
 
 def test_defaults_are_the_tutorials():
@@ -43,15 +44,24 @@ def test_config_is_frozen():
         ("chunk_timeout", 0, "chunk_timeout=0"),
         ("chunk_timeout", -5.0, "chunk_timeout=-5.0"),
         ("chunk_timeout", True, "chunk_timeout=True"),
-        ("env", "NoSuchEnv-v0", "env='NoSuchEnv-v0'"),
-        ("env", "no_such_module:Env", "env='no_such_module:Env'"),
-        ("env", "envs.line:NoSuchClass", "no class 'NoSuchClass'"),
+        ("env", "", "env=''"),
     ],
 )
 def test_bad_value_names_the_field_and_value(field, value, words):
     with pytest.raises(ConfigError) as error:
         Config(**{field: value})
     assert words in str(error.value)
+
+
+@pytest.mark.parametrize("env, words", [
+    ("NoSuchEnv-v0", "env='NoSuchEnv-v0': gymnasium does not know it"),
+    ("no_such_module:Env", "env='no_such_module:Env': cannot import module"),
+    ("envs.line:NoSuchClass", "no class 'NoSuchClass'"),
+])
+def test_an_env_that_does_not_exist_is_named(env, words):
+    """Config checks fields' forms and imports nothing of pgdist; whether an env exists, pgdist.envs says."""
+    with pytest.raises(EnvError, match=words):
+        check_env_name(env)
 
 
 def ray_processes():

@@ -5,7 +5,6 @@ Every input is accepted (a Config) or refused with one line: a ConfigError namin
 No process is started: the parser and the loader run in this one.
 """
 
-import argparse
 import contextlib
 import io
 import string
@@ -17,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgdist.cli import build_parser, config_from_args
-from pgdist.config import Config, ConfigError, fields, read_yaml
+from pgdist.config import Config, ConfigError, fields
 
 FIELDS = list(fields())
 ENVS = ["CartPole-v1", "envs.line:LineWalk", "NoSuchEnv-v0", "no_such_module:Env", "envs.line:NoSuchClass",

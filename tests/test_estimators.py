@@ -5,7 +5,6 @@ statistics over the whole batch, one autograd pass of the loss over all N episod
 that it shares nothing with the workers' sums and the learner's combination of them.
 """
 
-import math
 
 import numpy as np
 import pytest

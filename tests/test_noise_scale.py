@@ -31,7 +31,7 @@ import torch
 
 from pgdist import Config, Learner, Policy
 from pgdist.config import ConfigError
-from pgdist.estimators import POLICY_SUMS
+from pgdist.estimators import Estimator, POLICY_SUMS
 from pgdist.policy import GaussianPolicy, parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 from replay import float64_policy
@@ -133,8 +133,8 @@ def test_chunk_squares_equal_the_chunk_sums_formed_one_by_one(estimator):
         batch = learner.sample()
         noise = batch.noise
         value = learner.value
-    worker = RolloutWorker(config.env, policy, config.estimator, config.envs_per_chunk, value)
-    coefficients = config.estimator.coefficients(batch.sums)
+    worker = RolloutWorker(config.env, policy, Estimator.of(config), config.envs_per_chunk, value)
+    coefficients = Estimator.of(config).coefficients(batch.sums)
     shares = []
     for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, batch=0):
         result = worker.run(parameters_to_vector(policy, value).numpy(), 0, chunk)
@@ -142,7 +142,7 @@ def test_chunk_squares_equal_the_chunk_sums_formed_one_by_one(estimator):
         shares.append((sum(c * v for c, v in zip(coefficients, vectors) if v is not None), chunk.episodes))
     k, n = len(shares), config.episodes
     total = sum(s for s, _ in shares)
-    np.testing.assert_allclose(total, config.estimator.combine(batch), rtol=1e-9)
+    np.testing.assert_allclose(total, Estimator.of(config).combine(batch.sums), rtol=1e-9)
     a = sum(s @ s / n_j for s, n_j in shares)
     c = total @ total / n
     assert noise.trace_sigma == pytest.approx((a - c) / (k - 1), rel=1e-9)

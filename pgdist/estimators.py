@@ -30,7 +30,7 @@ import torch
 
 STD_EPSILON = 1e-8
 # the chunk vectors whose linear combination is the policy's gradient sum (``Estimator.coefficients``)
-POLICY_SUMS = ("gradient_sum", "score_sum", "entropy_gradient_sum")
+POLICY_SUMS = ("gradient_sum", "log_prob_gradient_sum", "entropy_gradient_sum")
 
 
 def discounted_returns(
@@ -98,7 +98,7 @@ class Estimator:
         return discounted_returns(rewards, timestep, episode, n_episodes, self.gamma)[episode]
 
     def coefficients(self, sums) -> tuple[float, float, float]:
-        """c with combine(sums) = c . (gradient_sum, score_sum, entropy_gradient_sum) (``POLICY_SUMS``).
+        """c with combine(sums) = c . (gradient_sum, log_prob_gradient_sum, entropy_gradient_sum) (``POLICY_SUMS``).
 
         The sum is linear in the chunks' vectors; only c needs the whole batch (mu, sigma):
         (g - mu h) / sigma + beta e.
@@ -117,7 +117,7 @@ class Estimator:
         scale, centre, entropy = self.coefficients(sums)
         weighted = scale * sums.gradient_sum
         if self.centred:
-            weighted = weighted + centre * sums.score_sum
+            weighted = weighted + centre * sums.log_prob_gradient_sum
         if entropy:
             weighted = weighted + entropy * sums.entropy_gradient_sum
         return weighted

@@ -18,5 +18,5 @@ def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: boo
                            max_episode_steps=config.max_episode_steps)
     worker.load(parameters_to_vector(policy).numpy(), version=0)
     with one_torch_thread():
-        trajectories = worker.rollout(Chunk(index=0, start=0, episodes=episodes, seed=seed, batch=0))
-    return trajectories.scores().numpy()
+        trajectories = worker.rollout(Chunk(index=0, start=0, episodes=episodes, seed=seed, draw=0))
+    return trajectories.undiscounted_returns().numpy()

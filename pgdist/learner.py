@@ -86,7 +86,7 @@ class Learner:
             self.value.to(next(policy.parameters()).dtype)
         self.optimizer = (optimizer or (lambda groups: Adam(groups, lr=config.lr)))(self.parameter_groups())
         self.version = 0  # theta's version: the number of optimizer steps taken
-        self.batches = 0  # sampling calls made; with the seed, it names every chunk's randomness
+        self.draws = 0  # sampling calls made; with the seed, it names every chunk's randomness
         self.told_truncated = False  # said once that max_episode_steps cuts episodes
         self.noise_scale = NoiseScale()  # B_simple, smoothed over sampling calls (noise.py)
         self.episodes = config.episodes  # the next iteration's N; with episodes_max, it follows the noise scale
@@ -128,8 +128,8 @@ class Learner:
         """
         start = time.perf_counter()
         theta = parameters_to_vector(self.policy, self.value).numpy()
-        chunks = make_chunks(self.episodes, self.config.chunk_episodes, self.config.seed, self.batches)
-        self.batches += 1
+        chunks = make_chunks(self.episodes, self.config.chunk_episodes, self.config.seed, self.draws)
+        self.draws += 1
         squares = ChunkSquares(len(POLICY_SUMS))
         total = None
         try:
@@ -265,7 +265,7 @@ class Learner:
             "value": None if self.value is None else self.value.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "version": self.version,
-            "batches": self.batches,
+            "draws": self.draws,
             "noise_scale": self.noise_scale.state_dict(),
             "episodes": self.episodes,
             "config": self.config.to_dict(),
@@ -277,7 +277,7 @@ class Learner:
             self.value.load_state_dict(state["value"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.version = state["version"]
-        self.batches = state["batches"]
+        self.draws = state["draws"]
         if "noise_scale" in state:  # a checkpoint from before the noise scale starts its averages afresh
             self.noise_scale.load_state_dict(state["noise_scale"])
         self.episodes = state.get("episodes", self.config.episodes)

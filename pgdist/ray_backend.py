@@ -1,6 +1,6 @@
 """The Ray backend: rollout workers as Ray actors. The only module of pgdist that imports ray.
 
-Per batch: theta goes into the object store once (``ray.put``), every actor reads that
+Per sampling call: theta goes into the object store once (``ray.put``), every actor reads that
 copy; chunks go to actors as actors become free (``ray.wait``); a chunk whose actor died
 is handed to another, and gives the same episodes there (chunks own their randomness).
 """
@@ -32,7 +32,7 @@ IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the dr
 ACTOR_RESTARTS = 10
 DEATHS_PER_CHUNK = 3  # a chunk that ends this many workers has an env that crashes its process: stop
 TIMEOUTS_PER_CHUNK = 2  # a chunk that hangs a second worker has an env stuck in step: stop
-# How long a batch waits for an actor to come up when no worker can run its chunks. Starting
+# How long a dispatch waits for an actor to come up when no worker can run its chunks. Starting
 # or restarting an actor can take minutes on a cluster (a node rebooting, a runtime_env being
 # installed), far longer than a chunk should run, so this is not chunk_timeout.
 START_TIMEOUT = 600.0
@@ -97,29 +97,29 @@ class RayBackend:
         return self.pool.actors
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        batch = Batch(ray.put(theta), version, chunks, self.chunk_timeout)
-        while batch.queue or batch.running:
-            self._hand_out(batch)
-            chunk = batch.take_for_here() if self.local_worker else None
+        dispatch = Dispatch(ray.put(theta), version, chunks, self.chunk_timeout)
+        while dispatch.queue or dispatch.running:
+            self._hand_out(dispatch)
+            chunk = dispatch.take_for_here() if self.local_worker else None
             if chunk is not None:
                 yield self.local_worker.run(theta, version, chunk)
-            self._check_progress(batch)
-            yield from self._gather(batch, timeout=0 if chunk is not None else self._wait_time(batch))
-            for actor in batch.hung():
-                self._restart_hung(batch, actor)
+            self._check_progress(dispatch)
+            yield from self._gather(dispatch, timeout=0 if chunk is not None else self._wait_time(dispatch))
+            for actor in dispatch.hung():
+                self._restart_hung(dispatch, actor)
 
-    def _hand_out(self, batch: Batch) -> None:
+    def _hand_out(self, dispatch: Dispatch) -> None:
         """Keep each actor that is up IN_FLIGHT chunks deep, round robin, leaving a chunk for this process."""
-        reserved = 1 if self.local_worker and batch.has_chunk_for_here() else 0
+        reserved = 1 if self.local_worker and dispatch.has_chunk_for_here() else 0
         actors = self.pool.up()
         for _ in range(IN_FLIGHT):
             for actor in actors:
-                if len(batch.queue) > reserved and batch.busy(actor) < IN_FLIGHT:
-                    batch.submit(actor)
+                if len(dispatch.queue) > reserved and dispatch.busy(actor) < IN_FLIGHT:
+                    dispatch.submit(actor)
 
-    def _gather(self, batch: Batch, timeout: float | None) -> Iterator[ChunkResult]:
+    def _gather(self, dispatch: Dispatch, timeout: float | None) -> Iterator[ChunkResult]:
         """Wait up to ``timeout`` for a chunk or an actor coming up; take all that are ready, in order."""
-        refs = [*batch.running, *self.pool.calls]
+        refs = [*dispatch.running, *self.pool.calls]
         if not refs:
             time.sleep(timeout or 0.0)  # only actors to call again: not before their time
             return
@@ -127,49 +127,49 @@ class RayBackend:
             return
         ready = set(ray.wait(refs, num_returns=len(refs), timeout=0)[0])
         self.pool.answered(ready)
-        for ref in (ref for ref in refs if ref in ready and ref in batch.running):
-            actor = batch.running[ref][0]
+        for ref in (ref for ref in refs if ref in ready and ref in dispatch.running):
+            actor = dispatch.running[ref][0]
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError:
-                batch.lose(actor, batch.deaths, DEATHS_PER_CHUNK, _died)
+                dispatch.lose(actor, dispatch.deaths, DEATHS_PER_CHUNK, _died)
                 self.pool.call(actor)
             else:
-                batch.finish(ref)
+                dispatch.finish(ref)
                 yield result
 
-    def _restart_hung(self, batch: Batch, actor) -> None:
+    def _restart_hung(self, dispatch: Dispatch, actor) -> None:
         """Its chunk goes to another actor; the actor is killed, and so restarted by Ray."""
-        chunk = batch.lose(actor, batch.timeouts, TIMEOUTS_PER_CHUNK, _hung)
+        chunk = dispatch.lose(actor, dispatch.timeouts, TIMEOUTS_PER_CHUNK, _hung)
         warnings.warn(
-            f"{batch.name(chunk)} ran for more than {self.chunk_timeout:g} s (chunk_timeout) on an actor: "
+            f"{dispatch.name(chunk)} ran for more than {self.chunk_timeout:g} s (chunk_timeout) on an actor: "
             "restarting that actor and running the chunk once more on an actor",
             stacklevel=4,
         )
         self.pool.restart(actor)
 
-    def _check_progress(self, batch: Batch) -> None:
+    def _check_progress(self, dispatch: Dispatch) -> None:
         """Fail when no worker can run the queued chunks: none left, or none up within START_TIMEOUT."""
-        if batch.running or (self.local_worker and batch.has_chunk_for_here()) or not batch.queue:
-            batch.stalled_since = None
+        if dispatch.running or (self.local_worker and dispatch.has_chunk_for_here()) or not dispatch.queue:
+            dispatch.stalled_since = None
             return
         if not self.actors:
             raise WorkerError(
-                f"no rollout worker is left to run {batch.name(batch.queue[0])}: every actor died and "
+                f"no rollout worker is left to run {dispatch.name(dispatch.queue[0])}: every actor died and "
                 f"was restarted {ACTOR_RESTARTS} times (see the Ray logs for why)"
             )
-        if batch.stalled_since is None:
-            batch.stalled_since = time.monotonic()
-        elif time.monotonic() - batch.stalled_since > START_TIMEOUT:
+        if dispatch.stalled_since is None:
+            dispatch.stalled_since = time.monotonic()
+        elif time.monotonic() - dispatch.stalled_since > START_TIMEOUT:
             raise WorkerError(
                 f"no rollout worker came up within {START_TIMEOUT:g} s to run "
-                f"{batch.name(batch.queue[0])}: {len(self.actors)} actor(s) are waiting to be (re)started; "
+                f"{dispatch.name(dispatch.queue[0])}: {len(self.actors)} actor(s) are waiting to be (re)started; "
                 "their node may be gone or the cluster short of CPUs (see the Ray logs)"
             )
 
-    def _wait_time(self, batch: Batch) -> float | None:
+    def _wait_time(self, dispatch: Dispatch) -> float | None:
         """Until a chunk may have hung, the wait for workers is over, or a restarting actor is called again."""
-        waits = [wait for wait in (batch.wait_time(), self.pool.next_call()) if wait is not None]
+        waits = [wait for wait in (dispatch.wait_time(), self.pool.next_call()) if wait is not None]
         return min(waits, default=None)
 
     def live_workers(self) -> int:
@@ -255,7 +255,7 @@ class Actors:
         self.actors, self.calls, self.restarting = [], {}, {}
 
 
-class Batch:
+class Dispatch:
     """One sampling call's chunks: those queued, those running on actors (in the order handed out),
     when each busy actor began its current chunk, and what each chunk has done to the workers.
 
@@ -334,16 +334,16 @@ class Batch:
         return max(0.0, min(deadlines) - time.monotonic())
 
 
-def _died(batch: Batch, chunk: Chunk, times: int) -> str:
+def _died(dispatch: Dispatch, chunk: Chunk, times: int) -> str:
     return (
-        f"{batch.name(chunk)} ended the process of every worker that ran it ({times} times): its "
+        f"{dispatch.name(chunk)} ended the process of every worker that ran it ({times} times): its "
         "environment likely crashes (see the Ray logs for how the workers exited)"
     )
 
 
-def _hung(batch: Batch, chunk: Chunk, times: int) -> str:
+def _hung(dispatch: Dispatch, chunk: Chunk, times: int) -> str:
     return (
-        f"{batch.name(chunk)} hung on {times} workers: each ran it for more than {batch.chunk_timeout:g} s "
+        f"{dispatch.name(chunk)} hung on {times} workers: each ran it for more than {dispatch.chunk_timeout:g} s "
         "(chunk_timeout); an environment stuck in step? (raise chunk_timeout if its chunks take that long)"
     )
 

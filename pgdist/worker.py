@@ -21,25 +21,25 @@ from pgdist.policy import sample, vector_to_parameters
 
 @dataclass(frozen=True)
 class Chunk:
-    """Episodes ``[start, start + episodes)`` of sampling call ``batch`` of a run."""
+    """Episodes ``[start, start + episodes)`` of draw ``draw`` (the run's sampling call of that number)."""
 
     index: int
     start: int
     episodes: int
     seed: int
-    batch: int
+    draw: int
 
     def randomness(self) -> tuple[int, torch.Generator]:
         """The chunk's own streams: a reset seed for its environments and a generator for its actions."""
-        env_seed, action_seed = np.random.SeedSequence([self.seed, self.batch, self.index]).generate_state(2)
+        env_seed, action_seed = np.random.SeedSequence([self.seed, self.draw, self.index]).generate_state(2)
         return int(env_seed), torch.Generator().manual_seed(int(action_seed))
 
 
-def make_chunks(episodes: int, chunk_episodes: int, seed: int, batch: int) -> list[Chunk]:
+def make_chunks(episodes: int, chunk_episodes: int, seed: int, draw: int) -> list[Chunk]:
     """Cut N episodes into chunks of ``chunk_episodes`` (the last one smaller); never by worker count."""
     starts = range(0, episodes, chunk_episodes)
     return [
-        Chunk(j, start, min(chunk_episodes, episodes - start), seed, batch) for j, start in enumerate(starts)
+        Chunk(j, start, min(chunk_episodes, episodes - start), seed, draw) for j, start in enumerate(starts)
     ]
 
 
@@ -55,7 +55,7 @@ class Episodes:
     count: int
     truncated: int = 0  # of the count, the episodes that pgdist's max_episode_steps cut short
 
-    def scores(self) -> torch.Tensor:
+    def undiscounted_returns(self) -> torch.Tensor:
         """Each episode's undiscounted return, the score users read."""
         return torch.zeros(self.count, dtype=torch.float64).index_add_(0, self.episode, self.rewards)
 
@@ -66,7 +66,7 @@ class ChunkResult:
 
     With A_t the estimator's weight of step t (``estimators.Estimator``), the gradients are flat:
     ``gradient_sum`` = grad sum_t A_t ln pi(a_t|s_t)  (for Eq. 23, grad sum_i R(tau_i) sum_t ln pi),
-    ``score_sum`` = grad sum_t ln pi(a_t|s_t), ``entropy_gradient_sum`` = grad sum_t H(pi(.|s_t)),
+    ``log_prob_gradient_sum`` = grad sum_t ln pi(a_t|s_t), ``entropy_gradient_sum`` = grad sum_t H(pi(.|s_t)),
     ``value_gradient_sum`` = grad sum_t (V(s_t) - return_t)^2; each only where the estimator needs it.
     """
 
@@ -81,7 +81,7 @@ class ChunkResult:
     return_max: float
     discounted_return_sum: float  # R(tau) of Eq. 6
     truncated: int = 0  # episodes that pgdist's max_episode_steps cut short
-    score_sum: np.ndarray | None = None
+    log_prob_gradient_sum: np.ndarray | None = None
     entropy_gradient_sum: np.ndarray | None = None
     value_gradient_sum: np.ndarray | None = None
 
@@ -107,7 +107,7 @@ class ChunkResult:
 
 
 SUMMED = ("episodes", "steps", "weight_sum", "weight_square_sum", "return_sum", "discounted_return_sum", "truncated")
-SUMMED_VECTORS = ("gradient_sum", "score_sum", "entropy_gradient_sum", "value_gradient_sum")
+SUMMED_VECTORS = ("gradient_sum", "log_prob_gradient_sum", "entropy_gradient_sum", "value_gradient_sum")
 
 
 def _flat_gradient(output: torch.Tensor, parameters: list[torch.Tensor]) -> np.ndarray:
@@ -224,11 +224,11 @@ class RolloutWorker:
             result["value_gradient_sum"] = _flat_gradient(value_error, list(self.value.parameters()))
         result["gradient_sum"] = _flat_gradient(policy_gradient_sum(log_probs, weights), parameters)
         if estimator.centred:
-            result["score_sum"] = _flat_gradient(log_probs.sum(), parameters)
+            result["log_prob_gradient_sum"] = _flat_gradient(log_probs.sum(), parameters)
         if estimator.entropy:
             result["entropy_gradient_sum"] = _flat_gradient(distribution.entropy().sum(), parameters)
         returns = discounted_returns(episodes.rewards, episodes.timestep, episodes.episode, episodes.count, estimator.gamma)
-        scores = episodes.scores()
+        undiscounted = episodes.undiscounted_returns()
         weights = weights.detach().to(torch.float64)
         return ChunkResult(
             version=self.version,
@@ -236,9 +236,9 @@ class RolloutWorker:
             steps=len(episodes.episode),
             weight_sum=float(weights.sum()),
             weight_square_sum=float((weights**2).sum()),
-            return_sum=float(scores.sum()),
-            return_min=float(scores.min()),
-            return_max=float(scores.max()),
+            return_sum=float(undiscounted.sum()),
+            return_min=float(undiscounted.min()),
+            return_max=float(undiscounted.max()),
             discounted_return_sum=float(returns.sum()),
             truncated=episodes.truncated,
             **result,

@@ -18,12 +18,12 @@ def float64_policy(observation_size, seed=0, policy_class=Policy):
     return policy_class(observation_size, 2 if policy_class is Policy else 1).double()
 
 
-def recorded_trajectories(config, policy, batch, value=None):
-    """The episodes of a batch, run again in this process from the chunks' own seeds."""
+def recorded_trajectories(config, policy, draw, value=None):
+    """The episodes of sampling call ``draw``, run again in this process from the chunks' own seeds."""
     worker = RolloutWorker(config.env, policy, Estimator.of(config), config.envs_per_chunk, value)
     worker.load(parameters_to_vector(policy, value).numpy(), 0)
     trajectories = []
-    for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, batch):
+    for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, draw):
         trajectories += split(worker.rollout(chunk))
     return trajectories
 

@@ -25,7 +25,7 @@ def test_gradient_equals_the_tutorials_loss_gradient(backend, episodes, chunk_ep
     policy = float64_policy(4)
     with Learner(config, policy=policy) as learner:
         estimate = learner.estimate_gradient()
-    trajectories = recorded_trajectories(config, policy, batch=0)
+    trajectories = recorded_trajectories(config, policy, draw=0)
     assert len(trajectories) == episodes
     expected = -reference_gradient(policy, trajectories, config.gamma)  # Eq. 24: grad J = -grad L
     assert estimate.dtype == torch.float64
@@ -38,7 +38,7 @@ def test_tutorial_protocol_env_gradient_is_exact(backend):
     policy = float64_policy(1)
     with Learner(config, policy=policy) as learner:
         estimate = learner.estimate_gradient()
-    expected = -reference_gradient(policy, recorded_trajectories(config, policy, batch=0), config.gamma)
+    expected = -reference_gradient(policy, recorded_trajectories(config, policy, draw=0), config.gamma)
     torch.testing.assert_close(estimate, expected, rtol=1e-6, atol=1e-9)
 
 
@@ -53,7 +53,7 @@ def test_every_worker_acts_with_the_new_theta_after_a_step(backend):
         assert not torch.equal(old_theta, new_theta)
         gathered = learner.sample().sums  # batch 1, theta version 1
     worker = RolloutWorker(config.env, learner.policy, Estimator.of(config), config.envs_per_chunk)
-    chunks = make_chunks(config.episodes, config.chunk_episodes, config.seed, batch=1)
+    chunks = make_chunks(config.episodes, config.chunk_episodes, config.seed, draw=1)
 
     def total(theta):
         results = [worker.run(theta.numpy(), version, chunk) for version, chunk in

@@ -68,7 +68,7 @@ def test_estimator_equals_the_one_process_computation(backend, estimator):
         value = learner.value
         batch = learner.sample()
         estimate = learner.estimate_gradient(batch)
-    trajectories = recorded_trajectories(config, policy, batch=0, value=value)
+    trajectories = recorded_trajectories(config, policy, draw=0, value=value)
     policy_loss, value_loss = one_process_loss(policy, value, trajectories, config)
     expected = torch.autograd.grad(-policy_loss, list(policy.parameters()))
     torch.testing.assert_close(estimate, torch.cat([g.reshape(-1) for g in expected]), rtol=1e-6, atol=1e-9)
@@ -88,7 +88,7 @@ def test_gaussian_policy_gradient_is_exact_with_clipped_actions(backend):
     policy = GaussianPolicy(3, 1, log_std=0.7).double()  # wide enough that some actions fall outside [-2, 2]
     with Learner(config, policy=policy) as learner:
         estimate = learner.estimate_gradient()
-    trajectories = recorded_trajectories(config, policy, batch=0)
+    trajectories = recorded_trajectories(config, policy, draw=0)
     actions = torch.cat([a for _, a, _ in trajectories])
     assert (actions.abs() > 2).any(), "no action was clipped: the test would not show the clipping"
     policy_loss, _ = one_process_loss(policy, None, trajectories, config)

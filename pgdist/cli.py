@@ -301,7 +301,7 @@ class Interrupts(Callback):
         how = f"interrupted by {name} after iteration {reached} of {run.config.iterations}"
         if self.at_once:
             how = f"stopped at once by a second {name}"
-            if self.stopped_during is not None:
+            if self.stopped_during is not None and self.stopped_during > reached:  # not once its save was done
                 how += f" during iteration {self.stopped_during} of {run.config.iterations}"
         if state is None:
             return (f"pgdist: {how}; no checkpoint saved yet; start again with "

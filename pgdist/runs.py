@@ -160,7 +160,10 @@ def lock_folder(folder: Path) -> tuple[int, bytes]:
     belongs to the open file, so it ends when this process does (a crash or a SIGKILL
     included) and never passes to Ray's processes (Python opens files not inheritable).
     """
-    lock = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        lock = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise RunError(f"cannot write the run folder {folder} ({error.strerror}): pgdist writes its runs there") from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -196,7 +196,7 @@ def coerce(name: str, value, where: str = ""):
         if isinstance(items, (list, tuple)):
             try:
                 return tuple(_whole(item) for item in items)
-            except ValueError:
+            except (TypeError, ValueError, OverflowError):
                 pass
     elif kind is str:
         if isinstance(value, str):

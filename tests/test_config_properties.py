@@ -21,7 +21,7 @@ from pgdist.config import Config, ConfigError, fields
 FIELDS = list(fields())
 ENVS = ["CartPole-v1", "envs.line:LineWalk", "NoSuchEnv-v0", "no_such_module:Env", "envs.line:NoSuchClass",
         "FrozenLake-v1", "tests.bad_envs:BadLine-raise-v0", ":", ":Env", ".x:Env", "..:Env", "a\x00b:Env", "os:path"]
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(-2**70, 2**70), st.floats(),

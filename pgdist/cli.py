@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pgdist.backends import ClusterError, WorkerError
 from pgdist.config import Config, ConfigError, coerce, fields, read_yaml
-from pgdist.envs import EnvError, check_env_name
+from pgdist.envs import EnvError, env_spaces
 from pgdist.export import ExportError
 from pgdist.policy import PolicyError
 from pgdist.runs import RunError
@@ -158,7 +158,7 @@ def train(args: argparse.Namespace) -> int:
     from pgdist.runs import Run
 
     config = config_from_args(args)
-    check_env_name(config.env)  # before the run folder is made
+    env_spaces(config.env)  # an env that does not exist or that pgdist cannot use: before the run folder is made
     with Interrupts() as interrupts:
         run = Run.create(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), config, args.checkpoint_every)
         return run_iterations(run, None, interrupts, args.debug, args.wandb)

@@ -36,6 +36,10 @@ METRICS = {
     "noise_scale": "B_simple = tr(Sigma) / |G|^2 in episodes, from their moving averages; empty until defined",
 }
 
+# how the run went rather than what it computed: these vary from run to run, the rest is
+# determined by the seed (and equal for any number of workers, up to float rounding)
+TIMINGS = ("seconds", "sample_seconds", "update_seconds", "workers")
+
 
 def read_metrics(folder: Path) -> list[dict]:
     """The rows of RUN/metrics.csv, without a last row still being written (no newline yet)."""

@@ -36,6 +36,8 @@ from pgdist.worker import ChunkResult, make_chunks
 log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[list[dict]], "torch.optim.Optimizer"]
+# a backend class or function of (config, policy, value function or None): LocalBackend, RayBackend, your own
+BackendFactory = Callable[[Config, torch.nn.Module, "torch.nn.Module | None"], object]
 
 
 class StaleResultError(RuntimeError):
@@ -67,12 +69,15 @@ class Learner:
     ``optimizer`` builds the optimizer from the parameter groups: the policy's, and the value
     baseline's (with ``lr=config.value_lr``) where there is one; any ``torch.optim`` optimizer
     fits (``lambda groups: torch.optim.SGD(groups, lr=0.1)``). The default is the tutorial's
-    Adam(lr) (``pgdist.optim.Adam``). A context manager: entering starts the workers (and a
-    local Ray instance if it started one), leaving stops exactly what it started.
+    Adam(lr) (``pgdist.optim.Adam``). ``backend`` builds what hands chunks to workers, from
+    (config, policy, value function): ``pgdist.backends.LocalBackend``,
+    ``pgdist.ray_backend.RayBackend`` or one of your own with the same verbs; by default the one
+    ``config.backend`` names. A context manager: entering starts the workers (and a local Ray
+    instance if it started one), leaving stops exactly what it started.
     """
 
     def __init__(self, config: Config, policy: torch.nn.Module | None = None,
-                 optimizer: OptimizerFactory | None = None):
+                 optimizer: OptimizerFactory | None = None, backend: BackendFactory | None = None):
         self.config = config
         self.estimator = Estimator.of(config)
         spaces = env_spaces(config.env)
@@ -90,7 +95,7 @@ class Learner:
         self.told_truncated = False  # said once that max_episode_steps cuts episodes
         self.noise_scale = NoiseScale()  # B_simple, smoothed over sampling calls (noise.py)
         self.episodes = config.episodes  # the next iteration's N; with episodes_max, it follows the noise scale
-        self.backend = make_backend(config, policy, self.value)
+        self.backend = (backend or make_backend)(config, policy, self.value)
         chunks = math.ceil(config.episodes / config.chunk_episodes)
         if chunks < self.backend.workers:
             warnings.warn(

@@ -8,6 +8,7 @@ from torch import nn
 from torch.distributions import Beta
 
 from pgdist import Config, Learner
+from pgdist.backends import LocalBackend
 from pgdist.metrics import METRICS
 from pgdist.policy import PolicyError, parameters_to_vector
 from pgdist.training import Callback, train
@@ -159,3 +160,21 @@ def test_a_policy_pgdist_cannot_sample_is_refused_when_the_learner_is_built(poli
     with pytest.raises(PolicyError, match=message) as error:
         Learner(CONFIG, policy=policy)
     assert "\n" not in str(error.value)
+
+
+class CountingBackend(LocalBackend):
+    """A backend of the user's own: the local one, counting the chunks it runs."""
+
+    def __init__(self, config, policy, value):
+        super().__init__(config, policy, value)
+        self.chunks = 0
+
+    def run(self, theta, version, chunk):
+        self.chunks += 1
+        return super().run(theta, version, chunk)
+
+
+def test_the_learner_takes_a_backend_object_of_the_users_own():
+    with Learner(CONFIG.replace(backend="ray"), backend=CountingBackend) as learner:  # no Ray started
+        learner.step()
+        assert isinstance(learner.backend, CountingBackend) and learner.backend.chunks == 3

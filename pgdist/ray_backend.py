@@ -42,9 +42,9 @@ CALL_AGAIN = 0.5
 
 
 class RayRolloutWorker(RolloutWorker):
-    def __init__(self, *args):
+    def __init__(self, *args, **kwargs):
         torch.set_num_threads(1)
-        super().__init__(*args)
+        super().__init__(*args, **kwargs)
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -84,7 +84,8 @@ class RayBackend:
                 max_task_retries=0,
             )
             self.pool = Actors(
-                actor.remote(config.env, policy, Estimator.of(config), config.envs_per_chunk, value)
+                actor.remote(config.env, policy, Estimator.of(config), config.envs_per_chunk, value,
+                             max_episode_steps=config.max_episode_steps)
                 for _ in range(self.workers - (self.local_worker is not None))
             )
         except BaseException:

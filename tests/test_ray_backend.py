@@ -1,6 +1,5 @@
 """What only the Ray backend does: loopback, stopping what it started, losing a worker and getting it back."""
 
-import ipaddress
 import os
 import subprocess
 import sys
@@ -16,23 +15,7 @@ from pgdist.backends import WorkerError
 from pgdist.policy import parameters_to_vector
 from tests import hanging_env, killing_env
 from tests.dying_env import ARMED
-
-
-def is_loopback(address):
-    ip = ipaddress.ip_address(address)
-    return ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
-
-
-def listening_addresses(process):
-    addresses = set()
-    for child in [process, *process.children(recursive=True)]:
-        try:
-            for connection in child.net_connections(kind="inet"):
-                if connection.status == psutil.CONN_LISTEN:
-                    addresses.add(connection.laddr.ip)
-        except psutil.NoSuchProcess:
-            pass
-    return addresses
+from tests.listening import is_loopback, listening_addresses
 
 
 def test_a_local_instance_listens_on_loopback_only(ray_instance):
@@ -261,7 +244,7 @@ def test_a_chunk_that_hung_on_an_actor_never_runs_in_the_learners_process():
             [pid] = ray.get([learner.backend.actors[0].__ray_call__.remote(lambda worker: os.getpid())])
             ran_here = []
             local_run = learner.backend.local_worker.run
-            learner.backend.local_worker.run = lambda *args: ran_here.append((args[2].batch, args[2].index)) or local_run(*args)
+            learner.backend.local_worker.run = lambda *args: ran_here.append((args[2].draw, args[2].index)) or local_run(*args)
             hanging_env.arm(pid)
             learner.step()
             assert not os.path.exists(hanging_env.ARMED), "the actor did not hang"

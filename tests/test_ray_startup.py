@@ -43,7 +43,7 @@ START = textwrap.dedent(
     import json, os
     import psutil
     from pgdist import Config, Learner
-    from tests.test_ray_backend import is_loopback, listening_addresses
+    from tests.listening import is_loopback, listening_addresses
     with Learner(Config(env="CartPole-v1", episodes=4, workers=2)) as learner:
         learner.step()
         me = psutil.Process()

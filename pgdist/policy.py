@@ -14,7 +14,21 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
+from torch.nn import functional
 from torch.distributions import Categorical, Distribution, Independent, Normal
+
+
+def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` for an ``mlp``, the same numbers without the module calls' overhead (the rollout's
+    forward pass is a few hundred rows, where that overhead is most of its cost)."""
+    for layer in net:
+        if type(layer) is nn.Linear:
+            x = functional.linear(x, layer.weight, layer.bias)
+        elif type(layer) is nn.Tanh:
+            x = torch.tanh(x)
+        else:
+            x = layer(x)
+    return x
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -38,6 +52,12 @@ class Policy(nn.Module):
         # costs as much as the network itself at rollout batch sizes.
         return Categorical(logits=self.net(state), validate_args=False)
 
+    def act(self, state: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A sample of pi(.|state) with ``generator``: the same draw, bit for bit, as
+        ``sample(self(state), generator)``, without building the Categorical."""
+        logits = mlp_forward(self.net, state)
+        return gumbel_max(logits - logits.logsumexp(-1, keepdim=True), generator)
+
 
 class GaussianPolicy(nn.Module):
     """Normal over continuous actions: mean from a tanh MLP, a learned log std per action dimension.
@@ -54,6 +74,12 @@ class GaussianPolicy(nn.Module):
     def forward(self, state: torch.Tensor) -> Independent:
         mean = self.net(state)
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False), 1)
+
+    def act(self, state: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A sample of pi(.|state) with ``generator``: the same draw, bit for bit, as
+        ``sample(self(state), generator)``, without building the Normal."""
+        mean = mlp_forward(self.net, state)
+        return gaussian(mean, self.log_std.exp().expand_as(mean), generator)
 
 
 class ValueFunction(nn.Module):
@@ -91,13 +117,33 @@ def sample(distribution: Distribution, generator: torch.Generator) -> torch.Tens
     E_a ~ Exp(1), an exact draw from softmax(logits) in a few batched operations.
     """
     if isinstance(distribution, Categorical):
-        logits = distribution.logits
-        exponential = torch.empty_like(logits).exponential_(generator=generator)
-        return (logits - exponential.log()).argmax(-1)
+        return gumbel_max(distribution.logits, generator)
     if isinstance(distribution, Independent) and isinstance(distribution.base_dist, Normal):
-        normal = distribution.base_dist
-        return normal.loc + normal.scale * torch.randn(normal.loc.shape, generator=generator, dtype=normal.loc.dtype)
+        return gaussian(distribution.base_dist.loc, distribution.base_dist.scale, generator)
     raise TypeError(f"pgdist cannot sample a {type(distribution).__name__} with its own generator")
+
+
+def gumbel_max(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    exponential = torch.empty_like(logits).exponential_(generator=generator)
+    return (logits - exponential.log()).argmax(-1)
+
+
+def gaussian(mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return mean + std * torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+
+
+def actor(policy: nn.Module, generator: torch.Generator, greedy: bool = False):
+    """The rollout's states -> actions: pi's mode if ``greedy``, else a sample drawn with ``generator``.
+
+    pgdist's own policies (their forward not overridden) draw straight from their network's
+    output (``act``); any other module goes through the distribution its forward returns.
+    Both give the same actions from the same generator.
+    """
+    if greedy:
+        return lambda states: policy(states).mode
+    if type(policy).forward in (Policy.forward, GaussianPolicy.forward):
+        return lambda states: policy.act(states, generator)
+    return lambda states: sample(policy(states), generator)
 
 
 class PolicyError(TypeError):

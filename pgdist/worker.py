@@ -178,14 +178,17 @@ class RolloutWorker:
         resetting[:] = False
         started, finished, truncated = width, 0, 0
         steps = []  # per lockstep: (states, actions, rewards, timestep, episode, kept), all copies
+        actions = None
         with torch.inference_mode():
             while finished < chunk.episodes:
-                actions = act(torch.as_tensor(states, dtype=self.dtype)).numpy()
+                kept = ~resetting
+                if started > chunk.episodes:  # some copies run episodes the chunk drops: act for the others only
+                    kept &= episode < chunk.episodes
+                    actions = self._kept_actions(act, states, kept, actions)
+                else:
+                    actions = act(torch.as_tensor(states, dtype=self.dtype)).numpy()
                 next_states, rewards, dones, cut = env.step(actions)
                 check_finite(next_states, rewards, timestep, resetting)
-                kept = ~resetting
-                if started > chunk.episodes:  # some copies run episodes the chunk drops
-                    kept &= episode < chunk.episodes
                 steps.append((states, actions, rewards, timestep.copy(), episode.copy(), kept))
                 ended = dones & kept
                 finished += int(np.count_nonzero(ended))
@@ -199,6 +202,18 @@ class RolloutWorker:
                 resetting = dones
                 states = next_states
         return self._episodes(steps, chunk.episodes, truncated)
+
+    def _kept_actions(self, act, states: np.ndarray, kept: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """pi's actions for the copies whose step the chunk keeps; the others (an autoreset, an episode
+        the chunk drops) repeat their previous action, a valid one that no kept step depends on.
+
+        Near a chunk's end most copies run dropped episodes: their forward pass and draw are skipped.
+        """
+        actions = previous.copy()
+        rows = np.flatnonzero(kept)
+        if len(rows):
+            actions[rows] = act(torch.as_tensor(states[rows], dtype=self.dtype)).numpy()
+        return actions
 
     def _episodes(self, steps: list, count: int, truncated: int) -> Episodes:
         """The kept rows of the chunk's locksteps, concatenated once per chunk."""

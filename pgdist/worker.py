@@ -207,12 +207,12 @@ class RolloutWorker:
         """pi's actions for the copies whose step the chunk keeps; the others (an autoreset, an episode
         the chunk drops) repeat their previous action, a valid one that no kept step depends on.
 
-        Near a chunk's end most copies run dropped episodes: their forward pass and draw are skipped.
+        Near a chunk's end most copies run dropped episodes: their forward pass is skipped (their
+        noise is still drawn, so the generator's stream is that of acting for every copy).
         """
         actions = previous.copy()
         rows = np.flatnonzero(kept)
-        if len(rows):
-            actions[rows] = act(torch.as_tensor(states[rows], dtype=self.dtype)).numpy()
+        actions[rows] = act(torch.as_tensor(states, dtype=self.dtype), torch.from_numpy(rows)).numpy()
         return actions
 
     def _episodes(self, steps: list, count: int, truncated: int) -> Episodes:

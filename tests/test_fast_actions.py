@@ -50,6 +50,23 @@ def test_the_fast_path_draws_the_distributions_actions_bit_for_bit(make):
 
 
 @pytest.mark.parametrize("make", POLICIES)
+def test_acting_for_some_rows_draws_the_noise_of_all(make):
+    """A chunk's tail acts for some copies only; the generator's stream stays that of acting for all."""
+    torch.manual_seed(3)
+    policy = make()
+    dtype = next(policy.parameters()).dtype
+    states = torch.randn(50, policy.net[0].in_features, dtype=dtype)
+    rows = torch.tensor([0, 7, 8, 49])
+    some, slow, every = (torch.Generator().manual_seed(2) for _ in range(3))
+    with torch.inference_mode():
+        actions = policy.act(states, some, rows)
+        assert torch.equal(actions, sample(policy(states[rows]), slow, rows, len(states)))
+        policy.act(states, every)
+    assert actions.shape[0] == len(rows)
+    assert torch.equal(some.get_state(), every.get_state()) and torch.equal(slow.get_state(), every.get_state())
+
+
+@pytest.mark.parametrize("make", POLICIES)
 def test_a_users_module_goes_through_its_distribution(make):
     torch.manual_seed(3)
     policy = make()

@@ -6,8 +6,8 @@
 
 It runs the chunks one after another in this process, as the local backend does, and
 times the parts of the worker with clocks wrapped around them (no profiler's overhead):
-env.step, the policy's forward pass (its net, and the Categorical built on its logits),
-sampling the actions, the rest of rollout() (numpy bookkeeping, tensor conversion, the
+env.step, the policy's forward pass (its net), turning the net's output into actions
+(pgdist's fast path, Policy.act: normalising the logits and the Gumbel-max draw), the rest of rollout() (numpy bookkeeping, tensor conversion, the
 loop itself), and the gradient pass (gradient_sum: one forward and one backward).
 """
 
@@ -21,7 +21,7 @@ import time
 
 import torch
 
-import pgdist.worker
+import pgdist.policy
 from pgdist.estimators import Estimator
 from pgdist.config import Config
 from pgdist.policy import make_policy
@@ -67,7 +67,7 @@ def run_iteration(worker, theta, config, batch):
 def timed_breakdown(config: Config, iterations: int) -> None:
     worker, theta = build(config)
     run_iteration(worker, theta, config, 0)  # warm-up; builds the vector envs
-    clocks = {name: Clock() for name in ("run", "rollout", "env.step", "net", "forward", "sample", "gradient_sum")}
+    clocks = {name: Clock() for name in ("run", "rollout", "env.step", "net", "act", "gradient_sum")}
     in_rollout = [False]
 
     def rollout_active():
@@ -87,24 +87,22 @@ def timed_breakdown(config: Config, iterations: int) -> None:
     worker.run = clocks["run"].wrap(worker.run)
     for env in worker._vector_envs.values():
         env.step = clocks["env.step"].wrap(env.step)
-    worker.policy.forward = clocks["forward"].wrap(worker.policy.forward, rollout_active)
-    worker.policy.net.forward = clocks["net"].wrap(worker.policy.net.forward, rollout_active)
-    original_sample = pgdist.worker.sample
-    pgdist.worker.sample = clocks["sample"].wrap(original_sample)
+    worker.policy.act = clocks["act"].wrap(worker.policy.act, rollout_active)
+    original_forward = pgdist.policy.mlp_forward
+    pgdist.policy.mlp_forward = clocks["net"].wrap(original_forward, rollout_active)
     try:
         start = time.perf_counter()
         steps = sum(run_iteration(worker, theta, config, batch) for batch in range(1, iterations + 1))
         wall = time.perf_counter() - start
     finally:
-        pgdist.worker.sample = original_sample
+        pgdist.policy.mlp_forward = original_forward
     c = {name: clock.seconds for name, clock in clocks.items()}
     loop_steps = clocks["env.step"].calls
     parts = [
         ("env.step (GymnasiumVectorEnv.step -> CartPoleVectorEnv)", c["env.step"]),
         ("policy net forward (3 Linear + 2 Tanh)", c["net"]),
-        ("Categorical(logits=...) construction", c["forward"] - c["net"]),
-        ("sampling (probs + torch.multinomial)", c["sample"]),
-        ("rest of rollout(): numpy bookkeeping, as_tensor, loop, concat", c["rollout"] - c["env.step"] - c["forward"] - c["sample"]),
+        ("actions from the net's output (logsumexp + Gumbel-max draw)", c["act"] - c["net"]),
+        ("rest of rollout(): numpy bookkeeping, as_tensor, loop, concat", c["rollout"] - c["env.step"] - c["act"]),
         ("gradient_sum(): batched forward + backward + sums", c["gradient_sum"]),
         ("run() outside rollout/gradient_sum (load theta)", c["run"] - c["rollout"] - c["gradient_sum"]),
     ]

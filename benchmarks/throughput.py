@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/throughput.py            # the full run, a few minutes
     .venv/bin/python benchmarks/throughput.py --quick    # a short run
     .venv/bin/python benchmarks/throughput.py --chunk-episodes 256 --envs-per-chunk 64
+    .venv/bin/python benchmarks/throughput.py --worker-ratio   # one worker / raw ceiling, per estimator
 
 Sections, each printed as a markdown table:
 
@@ -39,7 +40,7 @@ import torch
 import pgdist
 from pgdist import Config, Learner
 from pgdist.envs import make_env
-from pgdist.policy import Policy, sample
+from pgdist.policy import Policy, actor
 from pgdist.reference import train as reference_train
 
 ENV = "CartPole-v1"
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     defaults = Config()
     chunk_episodes = args.chunk_episodes or defaults.chunk_episodes
     envs_per_chunk = args.envs_per_chunk or defaults.envs_per_chunk
+    if args.worker_ratio:
+        return run_worker_ratio(args, chunk_episodes, envs_per_chunk)
 
     print("# pgdist throughput on " + ENV + (" (--quick)" if args.quick else ""))
     print()
@@ -90,6 +93,15 @@ def parse_args(argv):
     parser.add_argument("--reference-iterations", type=int, help="measured iterations of the reference (default: 40)")
     parser.add_argument("--reference-episodes", type=int, default=10, help="N of the reference loop (default: 10)")
     parser.add_argument(
+        "--worker-ratio",
+        type=int,
+        nargs="?",
+        const=3,
+        metavar="REPEATS",
+        help="only (e): one worker (local backend) / the raw ceiling at its width, per estimator, "
+        "at the largest --episodes (default 32000), the median of REPEATS (default 3) interleaved runs",
+    )
+    parser.add_argument(
         "--torch-threads",
         type=int,
         default=1,
@@ -98,10 +110,10 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     quick = args.quick
     fill = {
-        "episodes": [1000, 4000] if quick else [1000, 4000, 16000],
+        "episodes": [32000] if args.worker_ratio else [1000, 4000] if quick else [1000, 4000, 16000],
         "workers": [1, 2],
-        "iterations": 1 if quick else 3,
-        "min_seconds": 0.0 if quick else 4.0,
+        "iterations": 1 if quick or args.worker_ratio else 3,
+        "min_seconds": 0.0 if quick or args.worker_ratio else 4.0,
         "widths": [16, 64, 256],
         "raw_seconds": 0.5 if quick else 2.0,
         "reference_iterations": 10 if quick else 40,
@@ -238,19 +250,22 @@ class RawResult:
 def run_raw(width: int, seconds: float, repeats: int = 4) -> RawResult:
     """Step gymnasium's CartPoleVectorEnv with batched sampling, no autograd, no learning.
 
+    Actions come from ``pgdist.policy.actor``, the fastest draw pgdist has (the one its
+    workers use), so that a faster sampler in the workers does not lower the ceiling.
+
     The best of ``repeats`` runs of ``seconds / repeats`` each, so that a burst of other
     work on the machine does not set the ceiling.
     """
     torch.manual_seed(0)
     policy = Policy(4, 2, HIDDEN)
-    generator = torch.Generator().manual_seed(0)
+    act = actor(policy, torch.Generator().manual_seed(0))
     env = gymnasium.make_vec(ENV, num_envs=width)
     states, _ = env.reset(seed=0)
     resetting = np.zeros(width, dtype=bool)
     best = None
-    with torch.no_grad():
+    with torch.inference_mode():
         for _ in range(20):  # warm-up
-            actions = sample(policy(torch.as_tensor(states)), generator).numpy()
+            actions = act(torch.as_tensor(states)).numpy()
             states, _, terminated, truncated, _ = env.step(actions)
             resetting = terminated | truncated
         for _ in range(repeats):
@@ -258,7 +273,7 @@ def run_raw(width: int, seconds: float, repeats: int = 4) -> RawResult:
             start = time.perf_counter()
             while True:
                 for _ in range(50):
-                    actions = sample(policy(torch.as_tensor(states)), generator).numpy()
+                    actions = act(torch.as_tensor(states)).numpy()
                     states, _, terminated, truncated, _ = env.step(actions)
                     steps += width - int(np.count_nonzero(resetting))  # an autoreset step is no env step
                     resetting = terminated | truncated
@@ -273,7 +288,7 @@ def run_raw(width: int, seconds: float, repeats: int = 4) -> RawResult:
 
 
 def print_raw(results: list[RawResult]) -> None:
-    print(f"## (b) the raw ceiling: gymnasium.make_vec({ENV!r}) + batched sampling under no_grad, one process")
+    print(f"## (b) the raw ceiling: gymnasium.make_vec({ENV!r}) + batched sampling under inference_mode, one process")
     print()
     best = max(results, key=lambda r: r.steps_per_second)
     table(
@@ -556,6 +571,52 @@ def print_summary(args, reference: ReferenceResult, raw: list[RawResult], rows: 
     print("## summary")
     print()
     table(["ratio", "value"], [[name, f"{value:.3g}"] for name, value in lines])
+
+
+# --- (e) one worker against its raw ceiling ------------------------------------------------
+
+ESTIMATORS = {
+    "Eq. 23 (total return)": {},
+    "reward_to_go": {"returns": "reward_to_go"},
+    "value baseline": {"baseline": "value"},
+    "standardize": {"standardize": True},
+}
+
+
+def run_worker_ratio(args, chunk_episodes: int, envs_per_chunk: int) -> int:
+    """One worker's steps/s over the raw ceiling at the worker's own width, per estimator.
+
+    Each repeat measures the raw ceiling and then every estimator, so that a ratio's two
+    figures come from the same minute of a shared machine; the table gives the medians.
+    """
+    episodes = max(args.episodes)
+    print(f"# one worker / raw ceiling on {ENV}, N={episodes}, chunk_episodes={chunk_episodes}, "
+          f"envs_per_chunk={envs_per_chunk}, {args.worker_ratio} repeats")
+    print()
+    print_machine(args)
+    print()
+    base = Config(env=ENV, seed=0, lr=1e-3, chunk_episodes=chunk_episodes, envs_per_chunk=envs_per_chunk,
+                  hidden=HIDDEN, episodes=episodes, backend="local", workers=1)
+    raw, ratios, speeds = [], {name: [] for name in ESTIMATORS}, {name: [] for name in ESTIMATORS}
+    for _ in range(args.worker_ratio):
+        ceiling = run_raw(envs_per_chunk, args.raw_seconds)
+        raw.append(ceiling.steps_per_second)
+        for name, fields in ESTIMATORS.items():
+            row = measure(base.replace(**fields), args.iterations, args.min_seconds, name)
+            speeds[name].append(row.steps_per_second)
+            ratios[name].append(row.steps_per_second / ceiling.steps_per_second)
+    eq23 = float(np.median(ratios["Eq. 23 (total return)"]))
+    table(
+        ["estimator", "worker steps/s (median)", f"raw ceiling W={envs_per_chunk} (median)", "ratio (median)",
+         "ratios of the repeats", "/ Eq. 23's ratio"],
+        [
+            [name, f"{np.median(speeds[name]):,.0f}", f"{np.median(raw):,.0f}", f"{np.median(ratios[name]):.3f}",
+             " ".join(f"{r:.3f}" for r in ratios[name]), f"{np.median(ratios[name]) / eq23:.2f}"]
+            for name in ESTIMATORS
+        ],
+    )
+    print(f"load average at the end: {format_load()}")
+    return 0
 
 
 if __name__ == "__main__":

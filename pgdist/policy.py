@@ -14,7 +14,21 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
+from torch.nn import functional
 from torch.distributions import Categorical, Distribution, Independent, Normal
+
+
+def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` for an ``mlp``, the same numbers without the module calls' overhead (the rollout's
+    forward pass is a few hundred rows, where that overhead is most of its cost)."""
+    for layer in net:
+        if type(layer) is nn.Linear:
+            x = functional.linear(x, layer.weight, layer.bias)
+        elif type(layer) is nn.Tanh:
+            x = torch.tanh(x)
+        else:
+            x = layer(x)
+    return x
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -38,6 +52,12 @@ class Policy(nn.Module):
         # costs as much as the network itself at rollout batch sizes.
         return Categorical(logits=self.net(state), validate_args=False)
 
+    def act(self, state: torch.Tensor, generator: torch.Generator, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """A sample of pi(.|state[rows]) with ``generator``: the same draw, bit for bit, as
+        ``sample(self(state[rows]), generator, rows, len(state))``, without building the Categorical."""
+        logits = mlp_forward(self.net, state if rows is None else state[rows])
+        return gumbel_max(logits - logits.logsumexp(-1, keepdim=True), generator, rows, len(state))
+
 
 class GaussianPolicy(nn.Module):
     """Normal over continuous actions: mean from a tanh MLP, a learned log std per action dimension.
@@ -54,6 +74,12 @@ class GaussianPolicy(nn.Module):
     def forward(self, state: torch.Tensor) -> Independent:
         mean = self.net(state)
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False), 1)
+
+    def act(self, state: torch.Tensor, generator: torch.Generator, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """A sample of pi(.|state[rows]) with ``generator``: the same draw, bit for bit, as
+        ``sample(self(state[rows]), generator, rows, len(state))``, without building the Normal."""
+        mean = mlp_forward(self.net, state if rows is None else state[rows])
+        return gaussian(mean, self.log_std.exp().expand_as(mean), generator, rows, len(state))
 
 
 class ValueFunction(nn.Module):
@@ -84,20 +110,56 @@ def make_value_function(observation_size: int, hidden, seed: int) -> ValueFuncti
         return ValueFunction(observation_size, hidden)
 
 
-def sample(distribution: Distribution, generator: torch.Generator) -> torch.Tensor:
+def sample(
+    distribution: Distribution, generator: torch.Generator, rows: torch.Tensor | None = None, width: int = 0
+) -> torch.Tensor:
     """Draw actions from ``distribution`` with ``generator``, never torch's global stream.
+
+    With ``rows``, the distribution is of those rows of a batch of ``width``: the noise is drawn
+    for all ``width`` rows and the rows' own taken, so that acting for fewer rows leaves every
+    row's draw, and the generator's stream, as they were.
 
     Categorical: the Gumbel-max trick, argmax_a (logit_a + G_a) with G_a = -ln E_a and
     E_a ~ Exp(1), an exact draw from softmax(logits) in a few batched operations.
     """
     if isinstance(distribution, Categorical):
-        logits = distribution.logits
-        exponential = torch.empty_like(logits).exponential_(generator=generator)
-        return (logits - exponential.log()).argmax(-1)
+        return gumbel_max(distribution.logits, generator, rows, width)
     if isinstance(distribution, Independent) and isinstance(distribution.base_dist, Normal):
-        normal = distribution.base_dist
-        return normal.loc + normal.scale * torch.randn(normal.loc.shape, generator=generator, dtype=normal.loc.dtype)
+        return gaussian(distribution.base_dist.loc, distribution.base_dist.scale, generator, rows, width)
     raise TypeError(f"pgdist cannot sample a {type(distribution).__name__} with its own generator")
+
+
+def _noise(draw, like: torch.Tensor, rows: torch.Tensor | None, width: int) -> torch.Tensor:
+    """``draw(shape)`` for ``like``'s rows, or for ``width`` rows of which ``rows`` are kept."""
+    if rows is None:
+        return draw(like.shape)
+    return draw((width, *like.shape[1:]))[rows]
+
+
+def gumbel_max(logits: torch.Tensor, generator: torch.Generator, rows=None, width: int = 0) -> torch.Tensor:
+    exponential = _noise(
+        lambda shape: torch.empty(shape, dtype=logits.dtype).exponential_(generator=generator), logits, rows, width
+    )
+    return (logits - exponential.log()).argmax(-1)
+
+
+def gaussian(mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator, rows=None, width: int = 0) -> torch.Tensor:
+    return mean + std * _noise(lambda shape: torch.randn(shape, generator=generator, dtype=mean.dtype), mean, rows, width)
+
+
+def actor(policy: nn.Module, generator: torch.Generator, greedy: bool = False):
+    """The rollout's (states, rows) -> actions for those rows (default all): pi's mode if ``greedy``,
+    else a sample drawn with ``generator`` (noise for every row of states, see ``sample``).
+
+    pgdist's own policies (their forward not overridden) draw straight from their network's
+    output (``act``); any other module goes through the distribution its forward returns.
+    Both give the same actions from the same generator.
+    """
+    if greedy:
+        return lambda states, rows=None: policy(states if rows is None else states[rows]).mode
+    if type(policy).forward in (Policy.forward, GaussianPolicy.forward):
+        return lambda states, rows=None: policy.act(states, generator, rows)
+    return lambda states, rows=None: sample(policy(states if rows is None else states[rows]), generator, rows, len(states))
 
 
 class PolicyError(TypeError):

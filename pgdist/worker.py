@@ -16,7 +16,7 @@ import torch
 
 from pgdist.envs import EnvError, make_vector_env, where_in_episode
 from pgdist.estimators import Estimator, discounted_returns, policy_gradient_sum
-from pgdist.policy import sample, vector_to_parameters
+from pgdist.policy import actor, vector_to_parameters
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,7 @@ class RolloutWorker:
 
     def _rollout(self, chunk: Chunk) -> Episodes:
         env_seed, generator = chunk.randomness()
+        act = actor(self.policy, generator, self.greedy)
         width = min(self.envs_per_chunk, chunk.episodes)
         env = self._vector_env(width)
         episode = np.arange(width)  # which of the chunk's episodes each copy is running
@@ -177,23 +178,45 @@ class RolloutWorker:
         resetting[:] = False
         started, finished, truncated = width, 0, 0
         steps = []  # per lockstep: (states, actions, rewards, timestep, episode, kept), all copies
-        with torch.no_grad():
+        actions = None
+        with torch.inference_mode():
             while finished < chunk.episodes:
-                distribution = self.policy(torch.as_tensor(states, dtype=self.dtype))
-                actions = (distribution.mode if self.greedy else sample(distribution, generator)).numpy()
+                kept = ~resetting
+                if started > chunk.episodes:  # some copies run episodes the chunk drops: act for the others only
+                    kept &= episode < chunk.episodes
+                    actions = self._kept_actions(act, states, kept, actions)
+                else:
+                    actions = act(torch.as_tensor(states, dtype=self.dtype)).numpy()
                 next_states, rewards, dones, cut = env.step(actions)
                 check_finite(next_states, rewards, timestep, resetting)
-                kept = ~resetting & (episode < chunk.episodes)
                 steps.append((states, actions, rewards, timestep.copy(), episode.copy(), kept))
-                finished += int(np.count_nonzero(dones & kept))
-                truncated += int(np.count_nonzero(cut & kept))
+                ended = dones & kept
+                finished += int(np.count_nonzero(ended))
+                truncated += int(np.count_nonzero(cut & ended))
                 timestep += 1
                 new = np.flatnonzero(resetting)  # these copies now stand at a new episode's first state
-                episode[new] = started + np.arange(len(new))
-                timestep[new] = 0
-                started += len(new)
+                if len(new):
+                    episode[new] = np.arange(started, started + len(new))
+                    timestep[new] = 0
+                    started += len(new)
                 resetting = dones
                 states = next_states
+        return self._episodes(steps, chunk.episodes, truncated)
+
+    def _kept_actions(self, act, states: np.ndarray, kept: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """pi's actions for the copies whose step the chunk keeps; the others (an autoreset, an episode
+        the chunk drops) repeat their previous action, a valid one that no kept step depends on.
+
+        Near a chunk's end most copies run dropped episodes: their forward pass is skipped (their
+        noise is still drawn, so the generator's stream is that of acting for every copy).
+        """
+        actions = previous.copy()
+        rows = np.flatnonzero(kept)
+        actions[rows] = act(torch.as_tensor(states, dtype=self.dtype), torch.from_numpy(rows)).numpy()
+        return actions
+
+    def _episodes(self, steps: list, count: int, truncated: int) -> Episodes:
+        """The kept rows of the chunk's locksteps, concatenated once per chunk."""
         *columns, kept = (np.concatenate(column) for column in zip(*steps))
         states, actions, rewards, timestep, episode = (column[kept] for column in columns)
         return Episodes(
@@ -202,7 +225,7 @@ class RolloutWorker:
             rewards=torch.as_tensor(rewards, dtype=torch.float64),
             timestep=torch.as_tensor(timestep),
             episode=torch.as_tensor(episode),
-            count=chunk.episodes,
+            count=count,
             truncated=truncated,
         )
 

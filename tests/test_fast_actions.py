@@ -1,0 +1,95 @@
+"""pgdist's own policies act without building a distribution (``Policy.act``); the draw is the same.
+
+The fast path and ``sample()`` on the distribution the policy's forward returns must give
+the same actions, bit for bit, from generators in the same state, and leave them in the
+same state; a user's own policy module still goes through its distribution. A chunk's
+episodes are then the same whichever path drew its actions.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from pgdist.estimators import Estimator
+from pgdist.config import Config
+from pgdist.policy import GaussianPolicy, Policy, actor, parameters_to_vector, sample
+from pgdist.worker import RolloutWorker, make_chunks
+
+POLICIES = [
+    pytest.param(lambda: Policy(4, 3), id="categorical"),
+    pytest.param(lambda: Policy(4, 2).double(), id="categorical-float64"),
+    pytest.param(lambda: GaussianPolicy(3, 2, log_std=0.4), id="gaussian"),
+    pytest.param(lambda: GaussianPolicy(3, 1).double(), id="gaussian-float64"),
+]
+
+
+class Wrapped(nn.Module):
+    """A user's own module: its forward returns the distribution, it has no ``act``."""
+
+    def __init__(self, policy: nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, state):
+        return self.policy(state)
+
+
+@pytest.mark.parametrize("make", POLICIES)
+def test_the_fast_path_draws_the_distributions_actions_bit_for_bit(make):
+    torch.manual_seed(3)
+    policy = make()
+    dtype = next(policy.parameters()).dtype
+    fast, slow = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    with torch.inference_mode():
+        for rows in (512, 37, 1):
+            states = 3 * torch.randn(rows, policy.net[0].in_features, dtype=dtype)
+            actions = policy.act(states, fast)
+            assert torch.equal(actions, sample(policy(states), slow))
+            assert actions.shape[0] == rows
+    assert torch.equal(fast.get_state(), slow.get_state())
+
+
+@pytest.mark.parametrize("make", POLICIES)
+def test_acting_for_some_rows_draws_the_noise_of_all(make):
+    """A chunk's tail acts for some copies only; the generator's stream stays that of acting for all."""
+    torch.manual_seed(3)
+    policy = make()
+    dtype = next(policy.parameters()).dtype
+    states = torch.randn(50, policy.net[0].in_features, dtype=dtype)
+    rows = torch.tensor([0, 7, 8, 49])
+    some, slow, every = (torch.Generator().manual_seed(2) for _ in range(3))
+    with torch.inference_mode():
+        actions = policy.act(states, some, rows)
+        assert torch.equal(actions, sample(policy(states[rows]), slow, rows, len(states)))
+        policy.act(states, every)
+    assert actions.shape[0] == len(rows)
+    assert torch.equal(some.get_state(), every.get_state()) and torch.equal(slow.get_state(), every.get_state())
+
+
+@pytest.mark.parametrize("make", POLICIES)
+def test_a_users_module_goes_through_its_distribution(make):
+    torch.manual_seed(3)
+    policy = make()
+    dtype = next(policy.parameters()).dtype
+    states = torch.randn(64, policy.net[0].in_features, dtype=dtype)
+    from_module = actor(Wrapped(policy), torch.Generator().manual_seed(5))(states)
+    from_fast_path = actor(policy, torch.Generator().manual_seed(5))(states)
+    assert torch.equal(from_module, from_fast_path)
+
+
+def test_a_chunks_episodes_are_the_same_through_either_path():
+    """CartPole, 300 episodes on 64 copies: the chunk's tail (copies on dropped episodes) included."""
+    torch.manual_seed(0)
+    policy = Policy(4, 2)
+    config = Config(env="CartPole-v1", episodes=300, chunk_episodes=300, envs_per_chunk=64)
+    theta = parameters_to_vector(policy).numpy()
+    chunk = make_chunks(config.episodes, config.chunk_episodes, config.seed, 1)[0]
+    episodes = []
+    for module in (policy, Wrapped(policy)):
+        worker = RolloutWorker(config.env, module, Estimator.of(config), config.envs_per_chunk)
+        worker.load(theta, 0)
+        episodes.append(worker.rollout(chunk))
+    fast, through_distribution = episodes
+    assert fast.count == through_distribution.count == 300
+    for name in ("states", "actions", "rewards", "timestep", "episode"):
+        assert torch.equal(getattr(fast, name), getattr(through_distribution, name)), name

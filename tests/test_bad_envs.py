@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from pgdist import Config, Learner, Policy
-from pgdist.envs import DEFAULT_MAX_EPISODE_STEPS, EnvError, make_vector_env, time_limit
+from pgdist.envs import DEFAULT_MAX_EPISODE_STEPS, EnvError, check_env_name, make_vector_env, time_limit
 from tests.bad_envs import FAULT_LOG, faults
 from test_unbiased import GAMMA, exact_gradient_and_variance
 
@@ -177,8 +177,8 @@ def test_a_missing_package_says_what_to_install():
 
 def test_taxi_v3_is_not_in_this_gymnasium():
     assert "Taxi-v3" not in gymnasium.registry
-    with pytest.raises(Exception, match="env='Taxi-v3': gymnasium does not know it"):
-        Config(env="Taxi-v3")
+    with pytest.raises(EnvError, match="env='Taxi-v3': gymnasium does not know it"):
+        check_env_name("Taxi-v3")
 
 
 def run_watched(args, cwd):

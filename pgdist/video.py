@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pgdist.envs import clip_to, load_env_class
-from pgdist.policy import sample
+from pgdist.policy import actor
 
 
 class VideoError(Exception):
@@ -36,7 +36,7 @@ def record_video(env_name: str, policy: torch.nn.Module, path: Path, episodes: i
     if "rgb_array" not in env.metadata.get("render_modes", []):
         env.close()
         raise VideoError(f"{env_name} cannot render rgb_array frames (its modes: {env.metadata.get('render_modes')})")
-    generator = torch.Generator().manual_seed(seed)
+    act = actor(policy, torch.Generator().manual_seed(seed), greedy)  # as the rollout worker acts
     dtype = next(policy.parameters()).dtype
     frames, returns = [], []
     try:
@@ -46,8 +46,7 @@ def record_video(env_name: str, policy: torch.nn.Module, path: Path, episodes: i
             done, score = False, 0.0
             while not done:
                 with torch.no_grad():
-                    distribution = policy(torch.as_tensor(np.asarray(state), dtype=dtype).reshape(1, -1))
-                    action = distribution.mode if greedy else sample(distribution, generator)
+                    action = act(torch.as_tensor(np.asarray(state), dtype=dtype).reshape(1, -1))
                 action = clip_to(env.action_space, action[0].numpy())
                 state, reward, terminated, truncated, _ = env.step(action if action.ndim else action.item())
                 score += float(reward)

@@ -368,7 +368,6 @@ def evaluate_run(args: argparse.Namespace) -> int:
 def export_run(args: argparse.Namespace) -> int:
     import torch
 
-    from pgdist.envs import env_spaces
     from pgdist.export import FORMATS, export
     from pgdist.runs import load_run
 

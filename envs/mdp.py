@@ -18,6 +18,7 @@ NEXT = (((0.3, 0.7), (0.8, 0.2)), ((0.5, 0.5), (0.1, 0.9)))
 class ChainMDP:
     n_actions = 2
     horizon = 3
+    initial = INITIAL
 
     def __init__(self):
         self.rng = np.random.default_rng()
@@ -27,6 +28,11 @@ class ChainMDP:
     @staticmethod
     def observe(state):
         return np.eye(2)[state]
+
+    @staticmethod
+    def choices():
+        """Every action, as a policy samples it and as step takes it (the same here)."""
+        return [(action, action) for action in range(ChainMDP.n_actions)]
 
     @staticmethod
     def outcomes(state, action, t):

@@ -20,6 +20,12 @@ default, else pgdist's cap (``DEFAULT_MAX_EPISODE_STEPS``), which cuts the episo
 are the first ``max_episode_steps`` steps of the env's. An env that cannot be used
 (a space pgdist does not support, a package missing) or that misbehaves (raises, returns
 NaN, changes its observation's shape) raises ``EnvError``, one line saying what and where.
+
+Observations reach every policy as one flat float vector per copy: a Box's numbers, a
+Discrete's one-hot, a MultiDiscrete's one-hot per component, a MultiBinary's bits, and a
+Tuple or Dict of these concatenated, as gymnasium's ``spaces.flatten`` lays them out
+(``flat_batch`` does it for a whole lockstep at once). Actions go into the env in the
+space's own form (``env_actions``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import importlib
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium
@@ -37,7 +44,8 @@ from gymnasium import spaces
 
 from pgdist.config import DEFAULT_MAX_EPISODE_STEPS
 
-
+FLAT_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+ACTION_SPACES = (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
 class EnvError(RuntimeError):
@@ -121,25 +129,38 @@ def env_spaces(name: str) -> EnvSpaces:
         return EnvSpaces(state.size, _supported_actions(name, _action_space(env_class)), state)
     env = _created(name, gymnasium.make, name)
     try:
-        observations = env.observation_space
-        if not isinstance(observations, spaces.Box):
-            raise EnvError(
-                f"env {name}: pgdist does not support {type(observations).__name__} observations yet "
-                f"({observations}), only Box (arrays)"
-            )
+        observations = _supported_observations(name, env.observation_space)
         actions = _supported_actions(name, env.action_space)
         state, _ = _called(name, "reset", env.reset, seed=0)
-        return EnvSpaces(int(np.prod(observations.shape)), actions, _as_array(state))
+        return EnvSpaces(spaces.flatdim(observations), actions, spaces.flatten(observations, state).astype(np.float64))
     finally:
         env.close()
 
 
-def _supported_actions(name: str, action_space: spaces.Space) -> spaces.Space:
-    """The action space if pgdist's policies can act in it (Discrete or Box), else an EnvError."""
-    if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
+def _supported_observations(name: str, space: spaces.Space) -> spaces.Space:
+    """The observation space if pgdist can flatten it (``flat_batch``), else an EnvError."""
+    if not _flattens(space):
         raise EnvError(
-            f"env {name}: pgdist does not support {type(action_space).__name__} actions yet "
-            f"({action_space}), only Discrete or Box"
+            f"env {name}: pgdist does not support {type(space).__name__} observations ({space}), only Box, "
+            "Discrete, MultiDiscrete, MultiBinary, or a Tuple or Dict of these"
+        )
+    return space
+
+
+def _flattens(space: spaces.Space) -> bool:
+    if isinstance(space, spaces.Tuple):
+        return all(_flattens(part) for part in space.spaces)
+    if isinstance(space, spaces.Dict):
+        return all(_flattens(part) for part in space.spaces.values())
+    return isinstance(space, FLAT_SPACES)
+
+
+def _supported_actions(name: str, action_space: spaces.Space) -> spaces.Space:
+    """The action space if pgdist's policies can act in it, else an EnvError."""
+    if not isinstance(action_space, ACTION_SPACES):
+        raise EnvError(
+            f"env {name}: pgdist does not support {type(action_space).__name__} actions ({action_space}), "
+            "only Discrete, Box, MultiDiscrete or MultiBinary"
         )
     return action_space
 
@@ -271,14 +292,55 @@ class TutorialEnv:
         return torch.as_tensor(_as_array(state), dtype=torch.float32), float(reward), done
 
 
-def clip_to(action_space: spaces.Space, actions: np.ndarray) -> np.ndarray:
-    """Continuous actions clipped to the space's bounds, on their way into the env only.
+def env_actions(action_space: spaces.Space, actions: np.ndarray) -> np.ndarray:
+    """A lockstep's actions (one row per copy, as the policy sampled them) in the space's own form.
 
-    The policy's ln pi is of the action it sampled; the clipping is part of the environment.
+    Box actions are clipped to the space's bounds on their way into the env only: the
+    policy's ln pi is of the action it sampled, the clipping is part of the environment.
+    A (Multi)Discrete policy picks choice k of a component, which is the space's ``start + k``;
+    MultiBinary's Bernoulli samples (floats 0 and 1) become the space's integers.
     """
     if isinstance(action_space, spaces.Box):
         return np.clip(actions, action_space.low, action_space.high).astype(action_space.dtype)
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return actions.reshape(len(actions), *action_space.shape) + action_space.start
+    if isinstance(action_space, spaces.MultiBinary):
+        return actions.astype(action_space.dtype).reshape(len(actions), *action_space.shape)
+    if isinstance(action_space, spaces.Discrete) and action_space.start:
+        return actions + action_space.start
     return actions
+
+
+def flat_batch(space: spaces.Space) -> Callable[[object], np.ndarray]:
+    """From a lockstep's observations as a gymnasium vector env batches them, to one flat row per copy.
+
+    Row i is ``spaces.flatten(space, observation_i)`` (a float32 for a one-hot or a bit), made
+    for all copies at once with numpy indexing: a loop over the copies would cost more than
+    the env's step.
+    """
+    if isinstance(space, spaces.Discrete):
+        return lambda states: _one_hot(np.asarray(states).reshape(-1, 1) - space.start, np.array([0]), int(space.n))
+    if isinstance(space, spaces.MultiDiscrete):
+        sizes = space.nvec.reshape(-1)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        starts = space.start.reshape(-1)
+        return lambda states: _one_hot(np.asarray(states).reshape(len(states), -1) - starts, offsets, int(sizes.sum()))
+    if isinstance(space, spaces.MultiBinary):
+        return lambda states: np.asarray(states, dtype=np.float32).reshape(len(states), -1)
+    if isinstance(space, spaces.Tuple):
+        parts = [flat_batch(part) for part in space.spaces]
+        return lambda states: np.concatenate([flat(s) for flat, s in zip(parts, states)], axis=1)
+    if isinstance(space, spaces.Dict):
+        parts = {key: flat_batch(part) for key, part in space.spaces.items()}
+        return lambda states: np.concatenate([flat(states[key]) for key, flat in parts.items()], axis=1)
+    return lambda states: states.reshape(len(states), -1)
+
+
+def _one_hot(indices: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:
+    """Rows of ``size`` zeros with a one at ``offsets[k] + indices[i, k]`` for each component k."""
+    rows = np.zeros((len(indices), size), dtype=np.float32)
+    rows[np.arange(len(indices))[:, None], offsets + indices] = 1.0
+    return rows
 
 
 def where_in_episode(step: int) -> str:
@@ -308,10 +370,10 @@ class CheckedEnv(gymnasium.Wrapper):
             outcome = method(**argument) if isinstance(argument, dict) else method(argument)
         except Exception as error:
             raise EnvError(f"{method.__name__} raised {_described(error)} {where_in_episode(self.elapsed)}") from error
-        shape = np.shape(outcome[0])
-        if shape != self.observation_space.shape:
+        expected = self.observation_space.shape  # None for a Tuple or Dict, which has no shape of its own
+        if expected is not None and np.shape(outcome[0]) != expected:
             raise EnvError(
-                f"observation has shape {shape}, not its space's {self.observation_space.shape}, "
+                f"observation has shape {np.shape(outcome[0])}, not its space's {expected}, "
                 f"{where_in_episode(self.elapsed)}"
             )
         return outcome
@@ -332,16 +394,17 @@ class GymnasiumVectorEnv:
         self.env = gymnasium.make_vec(name, num_envs=num_envs, **options)
         self.num_envs = num_envs
         self.action_space = self.env.single_action_space
+        self.flat = flat_batch(self.env.single_observation_space)
         self.capped = max_episode_steps is not None
 
     def reset(self, seed: int) -> np.ndarray:
         states, _ = self._checked(self.env.reset, seed=seed)
-        return states.reshape(self.num_envs, -1)
+        return self.flat(states)
 
     def step(self, actions: np.ndarray):
-        states, rewards, terminated, truncated, _ = self._checked(self.env.step, clip_to(self.action_space, actions))
+        states, rewards, terminated, truncated, _ = self._checked(self.env.step, env_actions(self.action_space, actions))
         cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
-        return states.reshape(self.num_envs, -1), rewards, terminated | truncated, cut
+        return self.flat(states), rewards, terminated | truncated, cut
 
     @staticmethod
     def _checked(method, *args, **kwargs):
@@ -378,7 +441,7 @@ class ProtocolVectorEnv:
         return np.stack([self._state(i, self._call(i, "reset", **seeds[i])) for i in range(self.num_envs)])
 
     def step(self, actions: np.ndarray):
-        actions = clip_to(self.action_space, actions)
+        actions = env_actions(self.action_space, actions)
         states, rewards = [], np.zeros(self.num_envs)
         dones = np.zeros(self.num_envs, dtype=bool)
         for i in range(self.num_envs):

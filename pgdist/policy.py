@@ -1,7 +1,10 @@
 """The policy pi_theta(a|s): a torch module whose forward returns a torch.distributions object.
 
 Discrete actions: ``Policy``, a Categorical over logits. Continuous (Box) actions:
-``GaussianPolicy``. ``ValueFunction`` is the learned baseline V(s).
+``GaussianPolicy``. MultiDiscrete actions: ``MultiCategoricalPolicy``, one Categorical per
+component. MultiBinary actions: ``BernoulliPolicy``, one Bernoulli per bit. Each takes the
+flat float observation vector (``pgdist.envs.flat_batch``). ``ValueFunction`` is the
+learned baseline V(s).
 
 ``Policy(1, 2)`` is the tutorial's own network, Linear(1,8)-Tanh-Linear(8,8)-Tanh-Linear(8,2)
 with a Categorical over its logits, so that pi outputs the probability of each action
@@ -15,7 +18,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 from torch.nn import functional
-from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 
 def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -82,6 +85,58 @@ class GaussianPolicy(nn.Module):
         return gaussian(mean, self.log_std.exp().expand_as(mean), generator, rows, len(state))
 
 
+class MultiCategoricalPolicy(nn.Module):
+    """Independent Categoricals, one per component of a MultiDiscrete action, from one tanh MLP.
+
+    ln pi(a|s) = sum_k ln pi_k(a_k|s). Components with fewer choices than the largest have
+    their missing logits at -inf (probability 0), so that one Independent(Categorical) over
+    a (components, choices) grid holds them all.
+    """
+
+    def __init__(self, observation_size: int, choices, hidden=(8, 8)):
+        super().__init__()
+        choices = [int(n) for n in choices]
+        self.net = mlp([observation_size, *hidden, sum(choices)])
+        grid = torch.arange(max(choices)) < torch.tensor(choices)[:, None]
+        self.register_buffer("choices", grid, persistent=False)  # (components, choices): which logits exist
+
+    def logits(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The network's outputs on the (components, choices) grid, -inf where a component has no such choice."""
+        if bool(self.choices.all()):
+            return outputs.reshape(len(outputs), *self.choices.shape)
+        grid = outputs.new_full((len(outputs), *self.choices.shape), float("-inf"))
+        grid[:, self.choices] = outputs
+        return grid
+
+    def forward(self, state: torch.Tensor) -> Independent:
+        return Independent(Categorical(logits=self.logits(self.net(state)), validate_args=False), 1)
+
+    def act(self, state: torch.Tensor, generator: torch.Generator, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """A sample of pi(.|state[rows]) with ``generator``, the same draw as ``sample`` (see ``Policy.act``)."""
+        logits = self.logits(mlp_forward(self.net, state if rows is None else state[rows]))
+        return gumbel_max(logits - logits.logsumexp(-1, keepdim=True), generator, rows, len(state))
+
+
+class BernoulliPolicy(nn.Module):
+    """Independent Bernoullis, one per bit of a MultiBinary action, their logits from a tanh MLP.
+
+    ln pi(a|s) = sum_k ln pi_k(a_k|s). Actions are floats 0 and 1 (what Bernoulli.log_prob
+    takes); the worker gives them to the env as the space's integers.
+    """
+
+    def __init__(self, observation_size: int, bits: int, hidden=(8, 8)):
+        super().__init__()
+        self.net = mlp([observation_size, *hidden, bits])
+
+    def forward(self, state: torch.Tensor) -> Independent:
+        return Independent(Bernoulli(logits=self.net(state), validate_args=False), 1)
+
+    def act(self, state: torch.Tensor, generator: torch.Generator, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """A sample of pi(.|state[rows]) with ``generator``, the same draw as ``sample`` (see ``Policy.act``)."""
+        logits = mlp_forward(self.net, state if rows is None else state[rows])
+        return bernoulli(torch.sigmoid(logits), generator, rows, len(state))
+
+
 class ValueFunction(nn.Module):
     """V(s), the learned baseline of REINFORCE with baseline: a tanh MLP with one output."""
 
@@ -101,7 +156,11 @@ def make_policy(observation_size: int, action_space: spaces.Space, hidden, seed:
             return Policy(observation_size, int(action_space.n), hidden)
         if isinstance(action_space, spaces.Box):
             return GaussianPolicy(observation_size, int(np.prod(action_space.shape)), hidden)
-    raise ValueError(f"pgdist's default policies take Discrete or Box actions, not {action_space}")
+        if isinstance(action_space, spaces.MultiDiscrete):
+            return MultiCategoricalPolicy(observation_size, action_space.nvec.reshape(-1), hidden)
+        if isinstance(action_space, spaces.MultiBinary):
+            return BernoulliPolicy(observation_size, int(np.prod(action_space.shape)), hidden)
+    raise ValueError(f"pgdist's default policies take Discrete, Box, MultiDiscrete or MultiBinary actions, not {action_space}")
 
 
 def make_value_function(observation_size: int, hidden, seed: int) -> ValueFunction:
@@ -121,11 +180,17 @@ def sample(
 
     Categorical: the Gumbel-max trick, argmax_a (logit_a + G_a) with G_a = -ln E_a and
     E_a ~ Exp(1), an exact draw from softmax(logits) in a few batched operations.
+    Independent Categoricals (MultiDiscrete) draw each component so, Bernoullis as U < p.
     """
     if isinstance(distribution, Categorical):
         return gumbel_max(distribution.logits, generator, rows, width)
-    if isinstance(distribution, Independent) and isinstance(distribution.base_dist, Normal):
-        return gaussian(distribution.base_dist.loc, distribution.base_dist.scale, generator, rows, width)
+    base = distribution.base_dist if isinstance(distribution, Independent) else None
+    if isinstance(base, Normal):
+        return gaussian(base.loc, base.scale, generator, rows, width)
+    if isinstance(base, Categorical):
+        return gumbel_max(base.logits, generator, rows, width)
+    if isinstance(base, Bernoulli):
+        return bernoulli(base.probs, generator, rows, width)
     raise TypeError(f"pgdist cannot sample a {type(distribution).__name__} with its own generator")
 
 
@@ -147,6 +212,15 @@ def gaussian(mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator, 
     return mean + std * _noise(lambda shape: torch.randn(shape, generator=generator, dtype=mean.dtype), mean, rows, width)
 
 
+def bernoulli(probs: torch.Tensor, generator: torch.Generator, rows=None, width: int = 0) -> torch.Tensor:
+    """1 where U < p with U ~ Uniform(0, 1), else 0: each bit a draw from Bernoulli(p), as floats."""
+    uniform = _noise(lambda shape: torch.rand(shape, generator=generator, dtype=probs.dtype), probs, rows, width)
+    return (uniform < probs).to(probs.dtype)
+
+
+OWN_POLICIES = (Policy, GaussianPolicy, MultiCategoricalPolicy, BernoulliPolicy)
+
+
 def actor(policy: nn.Module, generator: torch.Generator, greedy: bool = False):
     """The rollout's (states, rows) -> actions for those rows (default all): pi's mode if ``greedy``,
     else a sample drawn with ``generator`` (noise for every row of states, see ``sample``).
@@ -157,7 +231,7 @@ def actor(policy: nn.Module, generator: torch.Generator, greedy: bool = False):
     """
     if greedy:
         return lambda states, rows=None: policy(states if rows is None else states[rows]).mode
-    if type(policy).forward in (Policy.forward, GaussianPolicy.forward):
+    if type(policy).forward in tuple(own.forward for own in OWN_POLICIES):
         return lambda states, rows=None: policy.act(states, generator, rows)
     return lambda states, rows=None: sample(policy(states if rows is None else states[rows]), generator, rows, len(states))
 
@@ -166,7 +240,8 @@ class PolicyError(TypeError):
     """A policy pgdist cannot train; the message says what its forward pass must return."""
 
 
-SAMPLED = "a Categorical (discrete actions) or an Independent(Normal) (continuous actions)"
+SAMPLED = ("a Categorical (Discrete actions), an Independent(Normal) (Box), an Independent(Categorical) "
+           "(MultiDiscrete) or an Independent(Bernoulli) (MultiBinary)")
 
 
 def check_policy(policy: nn.Module, observation: np.ndarray, action_space: spaces.Space, env_name: str) -> None:
@@ -195,10 +270,17 @@ def check_policy(policy: nn.Module, observation: np.ndarray, action_space: space
         actions = sample(distribution, torch.Generator().manual_seed(0))
     except TypeError:
         raise PolicyError(f"the policy returned a {name}; pgdist samples {SAMPLED} with each chunk's own generator") from None
-    expected = (1,) if isinstance(action_space, spaces.Discrete) else (1, int(np.prod(action_space.shape)))
+    expected = (1, *action_shape(action_space))
     if tuple(actions.shape) != expected:
         raise PolicyError(f"the policy's actions have shape {tuple(actions.shape)[1:]} for one observation; "
                           f"{env_name}'s action space {action_space} needs {expected[1:]}")
+
+
+def action_shape(action_space: spaces.Space) -> tuple[int, ...]:
+    """The shape of one action as a policy samples it: () for Discrete, else one number per component."""
+    if isinstance(action_space, spaces.Discrete):
+        return ()
+    return (int(np.prod(action_space.shape)),)
 
 
 def _parameters(modules):

@@ -13,8 +13,9 @@ from pathlib import Path
 import gymnasium
 import numpy as np
 import torch
+from gymnasium import spaces
 
-from pgdist.envs import clip_to, load_env_class
+from pgdist.envs import env_actions, load_env_class
 from pgdist.policy import actor
 
 
@@ -46,8 +47,8 @@ def record_video(env_name: str, policy: torch.nn.Module, path: Path, episodes: i
             done, score = False, 0.0
             while not done:
                 with torch.no_grad():
-                    action = act(torch.as_tensor(np.asarray(state), dtype=dtype).reshape(1, -1))
-                action = clip_to(env.action_space, action[0].numpy())
+                    action = act(torch.as_tensor(spaces.flatten(env.observation_space, state), dtype=dtype).reshape(1, -1))
+                action = env_actions(env.action_space, action.numpy())[0]
                 state, reward, terminated, truncated, _ = env.step(action if action.ndim else action.item())
                 score += float(reward)
                 done = terminated or truncated

@@ -20,7 +20,8 @@ def float64_policy(observation_size, seed=0, policy_class=Policy):
 
 def recorded_trajectories(config, policy, draw, value=None):
     """The episodes of sampling call ``draw``, run again in this process from the chunks' own seeds."""
-    worker = RolloutWorker(config.env, policy, Estimator.of(config), config.envs_per_chunk, value)
+    worker = RolloutWorker(config.env, policy, Estimator.of(config), config.envs_per_chunk, value,
+                           max_episode_steps=config.max_episode_steps)
     worker.load(parameters_to_vector(policy, value).numpy(), 0)
     trajectories = []
     for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, draw):

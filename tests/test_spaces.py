@@ -1,0 +1,110 @@
+"""Every common gymnasium space: observations flattened as gymnasium's ``spaces.flatten`` lays them
+out, MultiDiscrete and MultiBinary actions, and their gradients exact, through both backends."""
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
+
+from pgdist import Config, Learner
+from pgdist.envs import env_actions, env_spaces, flat_batch
+from pgdist.policy import BernoulliPolicy, MultiCategoricalPolicy, Policy
+from replay import recorded_trajectories, reference_gradient
+from test_estimators import one_process_loss
+
+OBSERVATION_SPACES = [
+    spaces.Box(-2.0, 2.0, shape=(3,)),
+    spaces.Box(0, 255, shape=(2, 3), dtype=np.uint8),
+    spaces.Discrete(5),
+    spaces.Discrete(4, start=-2),
+    spaces.MultiDiscrete([2, 5, 3]),
+    spaces.MultiDiscrete([[2, 3], [4, 2]], start=[[1, 0], [-1, 2]]),
+    spaces.MultiBinary(4),
+    spaces.MultiBinary([2, 3]),
+    spaces.Tuple((spaces.Discrete(32), spaces.Discrete(11), spaces.Discrete(2))),
+    spaces.Dict({"position": spaces.Box(-1.0, 1.0, shape=(2,)), "goal": spaces.Discrete(3),
+                 "seen": spaces.Tuple((spaces.MultiBinary(2), spaces.MultiDiscrete([3, 2])))}),
+]
+
+
+@pytest.mark.parametrize("space", OBSERVATION_SPACES, ids=str)
+def test_a_lockstep_is_flattened_as_gymnasiums_flatten_flattens_each_observation(space):
+    """Row i of flat_batch(batch) is spaces.flatten(space, observation i), the batch made as a vector env makes it."""
+    space.seed(3)
+    observations = [space.sample() for _ in range(7)]
+    batch = concatenate(space, observations, create_empty_array(space, n=7))
+    rows = flat_batch(space)(batch)
+    expected = np.stack([spaces.flatten(space, observation) for observation in observations])
+    assert rows.shape == (7, spaces.flatdim(space))
+    np.testing.assert_array_equal(rows, expected.astype(rows.dtype))
+    assert batch_space(space, 7).contains(batch)
+
+
+def test_actions_go_into_the_env_in_the_spaces_own_form():
+    multi = spaces.MultiDiscrete([[2, 3]], start=[[1, -1]])
+    assert env_actions(multi, np.array([[0, 2], [1, 0]])).tolist() == [[[1, 1]], [[2, -1]]]
+    bits = env_actions(spaces.MultiBinary(3), np.array([[1.0, 0.0, 1.0]]))
+    assert bits.dtype == np.int8 and bits.tolist() == [[1, 0, 1]]
+    assert env_actions(spaces.Discrete(3, start=5), np.array([0, 2])).tolist() == [5, 7]
+    assert env_actions(spaces.Box(-1.0, 1.0, shape=(1,)), np.array([[3.0]])).tolist() == [[1.0]]
+
+
+@pytest.mark.parametrize("env,size", [("FrozenLake-v1", 16), ("Taxi-v4", 500), ("Blackjack-v1", 45)])
+def test_discrete_and_tuple_observations_give_the_tutorials_gradient(backend, env, size):
+    """The policy sees one-hots (FrozenLake's cell, Taxi's state, Blackjack's three Discretes side by side);
+    the gradient from the workers is -grad of Eq. 23 by the tutorial's own per-step loop."""
+    assert env_spaces(env).observation_size == size
+    config = Config(env=env, episodes=7, chunk_episodes=3, envs_per_chunk=2, workers=2, backend=backend, seed=4,
+                    max_episode_steps=30)
+    torch.manual_seed(0)
+    policy = Policy(size, int(gymnasium.make(env).action_space.n)).double()
+    with Learner(config, policy=policy) as learner:
+        estimate = learner.estimate_gradient()
+    trajectories = recorded_trajectories(config, policy, draw=0)
+    states = torch.cat([states for states, _, _ in trajectories])
+    ones = 3 if env == "Blackjack-v1" else 1  # a one per Discrete
+    assert set(states.unique().tolist()) == {0.0, 1.0} and (states.sum(1) == ones).all()
+    torch.testing.assert_close(estimate, -reference_gradient(policy, trajectories, config.gamma), rtol=1e-6, atol=1e-9)
+
+
+def test_the_first_observation_is_flat_as_the_policy_sees_it():
+    spaces_of_blackjack = env_spaces("Blackjack-v1")
+    observation = gymnasium.make("Blackjack-v1").reset(seed=0)[0]
+    np.testing.assert_array_equal(spaces_of_blackjack.observation,
+                                  spaces.flatten(gymnasium.make("Blackjack-v1").observation_space, observation))
+
+
+MULTI_ACTIONS = [
+    pytest.param("envs.spaces_mdp:MultiDiscreteMDP-v0", lambda: MultiCategoricalPolicy(4, [2, 3], hidden=(6,)),
+                 id="multidiscrete"),
+    pytest.param("envs.spaces_mdp:MultiBinaryMDP-v0", lambda: BernoulliPolicy(3, 3, hidden=(6,)), id="multibinary"),
+]
+
+
+@pytest.mark.parametrize("env,make_policy", MULTI_ACTIONS)
+def test_multi_component_actions_give_the_one_process_gradient(backend, env, make_policy):
+    """Independent Categoricals and Bernoullis: the workers' gradient equals the loss written out in one process
+    (reward-to-go, standardised, with an entropy bonus: every sum the workers ship)."""
+    config = Config(env=env, episodes=23, chunk_episodes=5, envs_per_chunk=3, workers=2, backend=backend, seed=9,
+                    gamma=0.9, returns="reward_to_go", standardize=True, entropy=0.05)
+    torch.manual_seed(1)
+    policy = make_policy().double()
+    with Learner(config, policy=policy) as learner:
+        estimate = learner.estimate_gradient()
+    trajectories = recorded_trajectories(config, policy, draw=0)
+    actions = torch.cat([actions for _, actions, _ in trajectories])
+    assert actions.shape[1] == (2 if "Discrete" in env else 3)
+    assert len(actions.unique(dim=0)) > 3, "the policy explored too few actions for the test to mean much"
+    policy_loss, _ = one_process_loss(policy, None, trajectories, config)
+    expected = torch.autograd.grad(-policy_loss, list(policy.parameters()))
+    torch.testing.assert_close(estimate, torch.cat([g.reshape(-1) for g in expected]), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("env", ["envs.spaces_mdp:MultiDiscreteMDP-v0", "envs.spaces_mdp:MultiBinaryMDP-v0"])
+def test_the_default_policy_is_chosen_from_the_action_space(env):
+    with Learner(Config(env=env, episodes=4, backend="local")) as learner:
+        row = learner.step()
+    expected = MultiCategoricalPolicy if "Discrete" in env else BernoulliPolicy
+    assert type(learner.policy) is expected and row["episodes"] == 4

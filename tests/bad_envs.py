@@ -107,12 +107,12 @@ class EndlessChainMDP(ChainMDP):
         return self.observe(self.state), reward, False
 
 
-class MultiDiscreteActions(LineWalk):
-    action_space = spaces.MultiDiscrete([2, 3])
+class TupleActions(LineWalk):
+    action_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3)))
 
 
-class MultiBinaryActions(LineWalk):
-    action_space = spaces.MultiBinary(2)
+class TextActions(LineWalk):
+    action_space = spaces.Text(4)
 
 
 GYM_FAULTS = ("nan_reward", "inf_observation", "growing_observation", "raise")
@@ -149,17 +149,25 @@ class GymLine(gymnasium.Env):
         return state, reward, done and not self.endless, False, {}
 
 
-class DictObservation(GymLine):
-    observation_space = spaces.Dict({"x": spaces.Box(-np.inf, np.inf, shape=(1,))})
+class TextObservation(GymLine):
+    observation_space = spaces.Text(5)
 
 
-class MultiBinaryObservation(GymLine):
-    observation_space = spaces.MultiBinary(3)
+class SequenceObservation(GymLine):
+    observation_space = spaces.Sequence(spaces.Box(-1.0, 1.0, shape=(2,)))
+
+
+class GraphObservation(GymLine):
+    observation_space = spaces.Graph(spaces.Box(-1.0, 1.0, shape=(2,)), spaces.Discrete(3))
+
+
+class DictWithText(GymLine):
+    observation_space = spaces.Dict({"x": spaces.Box(-np.inf, np.inf, shape=(1,)), "name": spaces.Text(5)})
 
 
 # none with a TimeLimit: pgdist's cap is the only one
 for fault in GYM_FAULTS:
     gymnasium.register(f"BadLine-{fault}-v0", entry_point=GymLine, kwargs={"fault": fault})
 gymnasium.register("EndlessLine-v0", entry_point=GymLine, kwargs={"endless": True})
-gymnasium.register("DictObservation-v0", entry_point=DictObservation)
-gymnasium.register("MultiBinaryObservation-v0", entry_point=MultiBinaryObservation)
+for unsupported in (TextObservation, SequenceObservation, GraphObservation, DictWithText):
+    gymnasium.register(f"{unsupported.__name__}-v0", entry_point=unsupported)

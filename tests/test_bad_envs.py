@@ -141,18 +141,19 @@ def test_a_capped_endless_mdp_gives_the_unbiased_gradient_of_the_capped_mdp():
     assert z.abs().max() < 5.0, f"largest error {z.abs().max():.2f} standard errors"
 
 
+OBSERVATIONS_SUPPORTED = "only Box, Discrete, MultiDiscrete, MultiBinary, or a Tuple or Dict of these"
+
+
 @pytest.mark.parametrize(
     "env,problem",
     [
-        ("FrozenLake-v1", "pgdist does not support Discrete observations yet (Discrete(16)), only Box (arrays)"),
-        ("Taxi-v4", "pgdist does not support Discrete observations yet (Discrete(500)), only Box (arrays)"),
-        ("Blackjack-v1", "pgdist does not support Tuple observations yet (Tuple(Discrete(32), Discrete(11), "
-                         "Discrete(2))), only Box (arrays)"),
-        ("tests.bad_envs:DictObservation-v0", "pgdist does not support Dict observations yet"),
-        ("tests.bad_envs:MultiBinaryObservation-v0", "pgdist does not support MultiBinary observations yet"),
-        ("tests.bad_envs:MultiDiscreteActions", "pgdist does not support MultiDiscrete actions yet "
-                                                "(MultiDiscrete([2 3])), only Discrete or Box"),
-        ("tests.bad_envs:MultiBinaryActions", "pgdist does not support MultiBinary actions yet"),
+        ("tests.bad_envs:TextObservation-v0", "pgdist does not support Text observations (Text(1, 5, charset="),
+        ("tests.bad_envs:SequenceObservation-v0", "pgdist does not support Sequence observations (Sequence(Box("),
+        ("tests.bad_envs:GraphObservation-v0", "pgdist does not support Graph observations (Graph(Box("),
+        ("tests.bad_envs:DictWithText-v0", "pgdist does not support Dict observations (Dict('name': Text("),
+        ("tests.bad_envs:TupleActions", "pgdist does not support Tuple actions (Tuple(Discrete(2), Discrete(3))), "
+                                        "only Discrete, Box, MultiDiscrete or MultiBinary"),
+        ("tests.bad_envs:TextActions", "pgdist does not support Text actions (Text(1, 4, charset="),
     ],
 )
 def test_an_unsupported_space_is_one_line_before_any_worker_starts(env, problem):
@@ -160,6 +161,8 @@ def test_an_unsupported_space_is_one_line_before_any_worker_starts(env, problem)
     with pytest.raises(EnvError) as caught:
         Learner(Config(env=env, backend="ray", workers=2))
     assert str(caught.value).startswith(f"env {env}: {problem}") and "\n" not in str(caught.value)
+    if "observations" in problem:
+        assert str(caught.value).endswith(OBSERVATIONS_SUPPORTED)
     assert set(psutil.Process().children(recursive=True)) <= before
 
 
@@ -231,9 +234,11 @@ def test_pgdist_debug_shows_the_envs_own_traceback(tmp_path, request):
     assert 'in fault\n    raise RuntimeError("the simulator lost its state")' in stderr
 
 
-def test_pgdist_train_on_an_unsupported_space_is_one_line_exit_2(tmp_path):
-    code, _, stderr, seen = run_watched(["train", "--env", "FrozenLake-v1", "--out", str(tmp_path / "run")], tmp_path)
+def test_pgdist_train_on_an_unsupported_space_is_one_line_exit_2(tmp_path, request):
+    code, _, stderr, seen = run_watched(["train", "--env", "tests.bad_envs:TextObservation-v0", "--out",
+                                         str(tmp_path / "run")], request.config.rootpath)
     assert code == 2
-    assert stderr == ("pgdist: error: env FrozenLake-v1: pgdist does not support Discrete observations yet "
-                      "(Discrete(16)), only Box (arrays)\n")
+    assert stderr.startswith("pgdist: error: env tests.bad_envs:TextObservation-v0: pgdist does not support Text "
+                             "observations (Text(1, 5, charset=")
+    assert stderr.endswith(f"{OBSERVATIONS_SUPPORTED}\n") and stderr.count("\n") == 1
     assert "raylet" not in seen.values()

@@ -12,7 +12,9 @@ from torch import nn
 
 from pgdist.estimators import Estimator
 from pgdist.config import Config
-from pgdist.policy import GaussianPolicy, Policy, actor, parameters_to_vector, sample
+from pgdist.policy import (
+    BernoulliPolicy, GaussianPolicy, MultiCategoricalPolicy, Policy, actor, parameters_to_vector, sample,
+)
 from pgdist.worker import RolloutWorker, make_chunks
 
 POLICIES = [
@@ -20,6 +22,10 @@ POLICIES = [
     pytest.param(lambda: Policy(4, 2).double(), id="categorical-float64"),
     pytest.param(lambda: GaussianPolicy(3, 2, log_std=0.4), id="gaussian"),
     pytest.param(lambda: GaussianPolicy(3, 1).double(), id="gaussian-float64"),
+    pytest.param(lambda: MultiCategoricalPolicy(4, [3, 2, 4]), id="multicategorical"),
+    pytest.param(lambda: MultiCategoricalPolicy(3, [2, 2]).double(), id="multicategorical-even-float64"),
+    pytest.param(lambda: BernoulliPolicy(3, 5), id="bernoulli"),
+    pytest.param(lambda: BernoulliPolicy(4, 2).double(), id="bernoulli-float64"),
 ]
 
 
@@ -77,11 +83,16 @@ def test_a_users_module_goes_through_its_distribution(make):
     assert torch.equal(from_module, from_fast_path)
 
 
-def test_a_chunks_episodes_are_the_same_through_either_path():
-    """CartPole, 300 episodes on 64 copies: the chunk's tail (copies on dropped episodes) included."""
+@pytest.mark.parametrize("env,make", [
+    ("CartPole-v1", lambda: Policy(4, 2)),
+    ("envs.spaces_mdp:MultiDiscreteMDP-v0", lambda: MultiCategoricalPolicy(4, [2, 3])),
+    ("envs.spaces_mdp:MultiBinaryMDP-v0", lambda: BernoulliPolicy(3, 3)),
+])
+def test_a_chunks_episodes_are_the_same_through_either_path(env, make):
+    """300 episodes on 64 copies: the chunk's tail (copies on dropped episodes) included."""
     torch.manual_seed(0)
-    policy = Policy(4, 2)
-    config = Config(env="CartPole-v1", episodes=300, chunk_episodes=300, envs_per_chunk=64)
+    policy = make()
+    config = Config(env=env, episodes=300, chunk_episodes=300, envs_per_chunk=64)
     theta = parameters_to_vector(policy).numpy()
     chunk = make_chunks(config.episodes, config.chunk_episodes, config.seed, 1)[0]
     episodes = []

@@ -362,6 +362,9 @@ def evaluate_run(args: argparse.Namespace) -> int:
         return 0
     returns = evaluate(config, policy, args.episodes, greedy=args.greedy, seed=args.seed)
     print(f"mean return {returns.mean():.2f} ± {returns.std():.2f} over {len(returns)} episodes ({actions} actions)")
+    if set(returns.tolist()) <= {0.0, 1.0}:  # FrozenLake's kind: reward 1 for reaching the goal, else 0
+        print(f"success rate {returns.mean():.2f}: every return is 0 or 1, so the mean return is the share of "
+              "episodes that reached the goal")
     return 0
 
 

@@ -1,6 +1,10 @@
 """Every common gymnasium space: observations flattened as gymnasium's ``spaces.flatten`` lays them
 out, MultiDiscrete and MultiBinary actions, and their gradients exact, through both backends."""
 
+import re
+import subprocess
+import sys
+
 import gymnasium
 import numpy as np
 import pytest
@@ -108,3 +112,18 @@ def test_the_default_policy_is_chosen_from_the_action_space(env):
         row = learner.step()
     expected = MultiCategoricalPolicy if "Discrete" in env else BernoulliPolicy
     assert type(learner.policy) is expected and row["episodes"] == 4
+
+
+def test_eval_of_a_zero_one_reward_task_says_the_success_rate(tmp_path, request):
+    """FrozenLake's return is 1 if the episode reached the goal, else 0: its mean return is its success rate."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "pgdist.cli"]
+    trained = subprocess.run([*command, "train", "--env", "FrozenLake-v1", "--episodes", "8", "--iterations", "1",
+                              "--backend", "local", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    evaluation = subprocess.run([*command, "eval", str(out), "--episodes", "40"], capture_output=True, text=True,
+                                timeout=300)
+    mean, success = re.fullmatch(r"mean return (\S+) ± \S+ over 40 episodes \(sampled actions\)\n"
+                                 r"success rate (\S+): every return is 0 or 1, so the mean return is the share of "
+                                 r"episodes that reached the goal\n", evaluation.stdout).groups()
+    assert mean == success

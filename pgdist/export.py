@@ -1,7 +1,9 @@
 """A trained policy as a standalone file: ``pgdist export RUN --format onnx|torchscript``.
 
-The file maps a batch of observations to what pi_theta(.|s) is: each action's probability
-(Eq. 20-22) for a Categorical policy, the mean action for a Gaussian one. Nothing of pgdist
+The file maps a batch of observations (flat, as pgdist's policies see them) to what
+pi_theta(.|s) is: each action's probability (Eq. 20-22) for a Categorical policy, each
+component's (components, choices) probabilities for independent Categoricals, each bit's
+probability for Bernoullis, the mean action for a Gaussian one. Nothing of pgdist
 is needed to run it: ONNX Runtime (or any ONNX runtime) reads the one, ``torch.jit.load``
 the other.
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -27,10 +29,11 @@ class ExportError(Exception):
 
 def action_output(distribution: Distribution) -> torch.Tensor:
     """What an exported policy returns for a distribution pgdist samples: probabilities, or means."""
-    if isinstance(distribution, Categorical):
-        return distribution.probs
-    if isinstance(distribution, Independent) and isinstance(distribution.base_dist, Normal):
-        return distribution.base_dist.loc
+    base = distribution.base_dist if isinstance(distribution, Independent) else distribution
+    if isinstance(base, (Categorical, Bernoulli)):
+        return base.probs
+    if isinstance(base, Normal) and base is not distribution:
+        return base.loc
     raise ExportError(f"cannot export a policy whose distribution is a {type(distribution).__name__}")
 
 

@@ -97,16 +97,20 @@ class MultiCategoricalPolicy(nn.Module):
         super().__init__()
         choices = [int(n) for n in choices]
         self.net = mlp([observation_size, *hidden, sum(choices)])
-        grid = torch.arange(max(choices)) < torch.tensor(choices)[:, None]
-        self.register_buffer("choices", grid, persistent=False)  # (components, choices): which logits exist
+        self.grid = (len(choices), max(choices))  # (components, choices)
+        exists = (torch.arange(max(choices)) < torch.tensor(choices)[:, None]).reshape(-1)
+        placement, missing = None, None
+        if not exists.all():  # outputs @ placement puts each output in its cell, missing puts -inf in the rest
+            placement = torch.eye(len(exists))[exists]
+            missing = torch.zeros(len(exists)).masked_fill(~exists, float("-inf"))
+        self.register_buffer("placement", placement, persistent=False)
+        self.register_buffer("missing", missing, persistent=False)
 
     def logits(self, outputs: torch.Tensor) -> torch.Tensor:
         """The network's outputs on the (components, choices) grid, -inf where a component has no such choice."""
-        if bool(self.choices.all()):
-            return outputs.reshape(len(outputs), *self.choices.shape)
-        grid = outputs.new_full((len(outputs), *self.choices.shape), float("-inf"))
-        grid[:, self.choices] = outputs
-        return grid
+        if self.placement is not None:
+            outputs = outputs @ self.placement + self.missing
+        return outputs.reshape(-1, *self.grid)
 
     def forward(self, state: torch.Tensor) -> Independent:
         return Independent(Categorical(logits=self.logits(self.net(state)), validate_args=False), 1)

@@ -14,6 +14,7 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from pgdist import Config, Learner
 from pgdist.envs import env_actions, env_spaces, flat_batch
+from pgdist.export import export
 from pgdist.policy import BernoulliPolicy, MultiCategoricalPolicy, Policy
 from replay import recorded_trajectories, reference_gradient
 from test_estimators import one_process_loss
@@ -127,3 +128,16 @@ def test_eval_of_a_zero_one_reward_task_says_the_success_rate(tmp_path, request)
                                  r"success rate (\S+): every return is 0 or 1, so the mean return is the share of "
                                  r"episodes that reached the goal\n", evaluation.stdout).groups()
     assert mean == success
+
+
+@pytest.mark.parametrize("make_policy", [lambda: MultiCategoricalPolicy(4, [2, 3]), lambda: BernoulliPolicy(3, 3)],
+                         ids=["multidiscrete", "multibinary"])
+def test_torchscript_export_gives_each_components_probabilities(make_policy, tmp_path):
+    torch.manual_seed(2)
+    policy = make_policy()
+    states = torch.randn(16, policy.net[0].in_features)
+    exported = torch.jit.load(str(export(policy, states[:2], "torchscript", tmp_path / "policy.pt")))
+    probabilities = exported(states)
+    torch.testing.assert_close(probabilities, policy(states).base_dist.probs, rtol=0, atol=0)
+    if isinstance(policy, MultiCategoricalPolicy):
+        assert probabilities.shape == (16, 2, 3) and (probabilities[:, 0, 2] == 0).all()

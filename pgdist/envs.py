@@ -256,7 +256,8 @@ def _accepts_seed(method) -> bool:
 
 
 class GymnasiumEnv:
-    """A gymnasium env in the tutorial's protocol (done = terminated or truncated)."""
+    """A gymnasium env in the tutorial's protocol (done = terminated or truncated), its states flat
+    as the workers' (``spaces.flatten``)."""
 
     def __init__(self, name: str, max_episode_steps: int | None = None):
         self.env = gymnasium.make(name, max_episode_steps=max_episode_steps)
@@ -264,11 +265,11 @@ class GymnasiumEnv:
 
     def reset(self, seed: int | None = None):
         state, _ = self.env.reset(seed=seed)
-        return state
+        return spaces.flatten(self.env.observation_space, state)
 
     def step(self, action):
         state, reward, terminated, truncated, _ = self.env.step(action)
-        return state, float(reward), bool(terminated or truncated)
+        return spaces.flatten(self.env.observation_space, state), float(reward), bool(terminated or truncated)
 
 
 class TutorialEnv:

@@ -13,7 +13,7 @@ from gymnasium import spaces
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
 from pgdist import Config, Learner
-from pgdist.envs import env_actions, env_spaces, flat_batch
+from pgdist.envs import env_actions, env_spaces, flat_batch, make_env
 from pgdist.export import export
 from pgdist.policy import BernoulliPolicy, MultiCategoricalPolicy, Policy
 from replay import recorded_trajectories, reference_gradient
@@ -141,3 +141,9 @@ def test_torchscript_export_gives_each_components_probabilities(make_policy, tmp
     torch.testing.assert_close(probabilities, policy(states).base_dist.probs, rtol=0, atol=0)
     if isinstance(policy, MultiCategoricalPolicy):
         assert probabilities.shape == (16, 2, 3) and (probabilities[:, 0, 2] == 0).all()
+
+
+def test_the_reference_loops_env_gives_the_same_flat_states():
+    """make_env (the tutorial's generate_tau) flattens with gymnasium's own spaces.flatten, as the workers do."""
+    state = make_env("FrozenLake-v1").reset(seed=0)
+    assert state.dtype == torch.float32 and state.tolist() == [1.0] + [0.0] * 15  # the start cell, 0

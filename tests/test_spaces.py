@@ -1,6 +1,7 @@
 """Every common gymnasium space: observations flattened as gymnasium's ``spaces.flatten`` lays them
 out, MultiDiscrete and MultiBinary actions, and their gradients exact, through both backends."""
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -147,3 +148,12 @@ def test_the_reference_loops_env_gives_the_same_flat_states():
     """make_env (the tutorial's generate_tau) flattens with gymnasium's own spaces.flatten, as the workers do."""
     state = make_env("FrozenLake-v1").reset(seed=0)
     assert state.dtype == torch.float32 and state.tolist() == [1.0] + [0.0] * 15  # the start cell, 0
+
+
+@pytest.mark.parametrize("recipe,lowest,highest", [("frozenlake", 0.0, 1.0), ("taxi", -2000.0, 20.0)])
+def test_the_recipes_take_a_step(recipe, lowest, highest, request):
+    """configs/frozenlake.yaml and configs/taxi.yaml load and train one iteration (their headers say what they reach)."""
+    config = Config.from_yaml(request.config.rootpath / "configs" / f"{recipe}.yaml")
+    with Learner(dataclasses.replace(config, backend="local")) as learner:
+        row = learner.step()
+    assert row["episodes"] == config.episodes and lowest <= row["return_mean"] <= highest

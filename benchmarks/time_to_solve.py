@@ -1,7 +1,20 @@
-"""Wall time to solve CartPole-v1: pgdist's recipe (with Ray, and without) against Stable-Baselines3 PPO.
+"""Wall time to solve a task: pgdist's recipe (with Ray, and without) against Stable-Baselines3 PPO.
 
     .venv/bin/python benchmarks/time_to_solve.py                        # 5 seeds each, waits for a quiet machine
     .venv/bin/python benchmarks/time_to_solve.py --seeds 0 --wait-load 0  # one seed, no waiting
+    .venv/bin/python benchmarks/time_to_solve.py --task hopper --runs ray sb3 --seeds 0
+
+Tasks (--task): cartpole (the default, described below), hopper and halfcheetah (Hopper-v5 and
+HalfCheetah-v5, the mujoco extra: ``pip install -e ".[bench,mujoco]"``): "solved" = an evaluation
+mean >= 1000; pgdist runs configs/hopper.yaml or configs/halfcheetah.yaml with --stop-return 1100
+(a margin over the bar, as 495 over 475 for CartPole); SB3 PPO takes rl-baselines3-zoo's tuned
+Hopper-v4 / HalfCheetah-v4 entries (hyperparams/ppo.yml at commit 22e3ff2; the zoo has no v5
+entry, v5 has the same bodies, rewards and time limits) with their ``normalize: true``:
+VecNormalize on observations and rewards, its gamma the entry's, as the zoo builds it. SB3 is
+evaluated every 50,000 steps; pgdist's evaluator gives its policy observations normalised with the
+training statistics of that moment (what the zoo saves beside the model). PPO on normalised
+inputs against pgdist without any normalisation is the comparison a user makes between the two
+libraries' recommended settings, not one of the algorithms alone.
 
 Needs Stable-Baselines3 >= 2.9 (the first to accept gymnasium >= 1.3), the ``bench`` extra and not a
 dependency of pgdist: ``.venv/bin/pip install -c constraints.txt -e ".[bench]"`` (constraints.txt
@@ -77,15 +90,26 @@ from pathlib import Path
 from throughput import cpu_model  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = "configs/cartpole.yaml"
-ENV = "CartPole-v1"
-SOLVED = 475.0
 EVAL_EPISODES = 100
 EVAL_SEED = 12345  # pgdist eval's default seed; the SB3 evaluations use it too
 CHECK_SEED = 777  # SB3's evaluate_policy check after solving (not timed)
 MARK = "@@time_to_solve "  # the SB3 child's event lines
 
-# rl-baselines3-zoo, hyperparams/ppo.yml, CartPole-v1 (see the docstring).
+
+@dataclass(frozen=True)
+class Task:
+    """One environment of the benchmark: pgdist's recipe, the bar, and SB3 PPO's zoo entry for it."""
+
+    env: str
+    config: str  # pgdist's recipe
+    solved: float  # the evaluation mean (100 episodes, sampled actions) that counts as solved
+    zoo_entry: str  # its entry in rl-baselines3-zoo's hyperparams/ppo.yml
+    zoo: dict  # that entry, as the zoo writes it
+    eval_every: int  # SB3: environment steps between evaluations
+    stop_return: float | None = None  # pgdist --stop-return, for a recipe that runs its whole budget without one
+
+
+# rl-baselines3-zoo, hyperparams/ppo.yml (see the docstring).
 ZOO_PPO_CARTPOLE = dict(
     n_envs=8,
     n_timesteps=100_000,
@@ -99,6 +123,50 @@ ZOO_PPO_CARTPOLE = dict(
     learning_rate="lin_0.001",
     clip_range="lin_0.2",
 )
+# The zoo tuned these on the v4 envs and has no v5 entry; v5 has the same bodies, rewards and time limit.
+ZOO_PPO_HOPPER = dict(
+    normalize=True,
+    n_envs=1,
+    policy="MlpPolicy",
+    n_timesteps=1_000_000,
+    batch_size=32,
+    n_steps=512,
+    gamma=0.999,
+    learning_rate=9.80828e-05,
+    ent_coef=0.00229519,
+    clip_range=0.2,
+    n_epochs=5,
+    gae_lambda=0.99,
+    max_grad_norm=0.7,
+    vf_coef=0.835671,
+    policy_kwargs="dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, "
+                  "net_arch=dict(pi=[256, 256], vf=[256, 256]))",
+)
+ZOO_PPO_HALFCHEETAH = dict(
+    normalize=True,
+    n_envs=1,
+    policy="MlpPolicy",
+    n_timesteps=1_000_000,
+    batch_size=64,
+    n_steps=512,
+    gamma=0.98,
+    learning_rate=2.0633e-05,
+    ent_coef=0.000401762,
+    clip_range=0.1,
+    n_epochs=20,
+    gae_lambda=0.92,
+    max_grad_norm=0.8,
+    vf_coef=0.58096,
+    policy_kwargs="dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, "
+                  "net_arch=dict(pi=[256, 256], vf=[256, 256]))",
+)
+
+TASKS = {
+    "cartpole": Task("CartPole-v1", "configs/cartpole.yaml", 475.0, "CartPole-v1", ZOO_PPO_CARTPOLE, 10_000),
+    "hopper": Task("Hopper-v5", "configs/hopper.yaml", 1000.0, "Hopper-v4", ZOO_PPO_HOPPER, 50_000, stop_return=1100.0),
+    "halfcheetah": Task("HalfCheetah-v5", "configs/halfcheetah.yaml", 1000.0, "HalfCheetah-v4", ZOO_PPO_HALFCHEETAH,
+                        50_000, stop_return=1100.0),
+}
 
 KINDS = {
     "ray": "pgdist, Ray backend",
@@ -124,41 +192,71 @@ def emit(event: str, **values) -> None:
     print(MARK + json.dumps({"event": event, **values}), flush=True)
 
 
-def sb3_child(seed: int, eval_every: int, threads: int) -> int:
-    """Train PPO with the zoo's CartPole-v1 hyperparameters until an evaluation mean is >= 475."""
+def zoo_ppo(hp: dict, env, seed: int):
+    """PPO as the zoo builds it from its entry: ``lin_X`` schedules, policy_kwargs evaluated with torch.nn."""
+    from stable_baselines3 import PPO
+    from torch import nn
+
+    settings = {k: v for k, v in hp.items() if k not in ("n_envs", "n_timesteps", "policy", "normalize")}
+    for name in ("learning_rate", "clip_range"):
+        if isinstance(settings.get(name), str):
+            settings[name] = LinearSchedule(float(settings[name].removeprefix("lin_")))
+    if "policy_kwargs" in settings:
+        settings["policy_kwargs"] = eval(settings["policy_kwargs"], {"nn": nn})  # as the zoo reads it
+    return PPO(hp["policy"], env, seed=seed, device="cpu", verbose=0, **settings)
+
+
+def zoo_env(task: Task, n_envs: int, seed: int, training: bool = True):
+    """The zoo's training environments: make_vec_env (DummyVecEnv), and VecNormalize where the entry says
+    ``normalize`` (observations and rewards, its discount the entry's gamma, as the zoo passes it)."""
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    env = make_vec_env(task.env, n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv)
+    if task.zoo.get("normalize"):
+        env = VecNormalize(env, gamma=task.zoo.get("gamma", 0.99), training=training, norm_reward=training)
+    return env
+
+
+def sb3_child(task: Task, seed: int, eval_every: int, threads: int) -> int:
+    """Train PPO with the zoo's hyperparameters for the task until an evaluation mean reaches its bar."""
     import numpy as np
     import torch
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.vec_env import DummyVecEnv
-    from torch.distributions import Categorical
+    from torch.distributions import Categorical, Independent, Normal
 
     from pgdist.config import Config, read_yaml
     from pgdist.evaluate import evaluate
 
-    recipe = Config(**read_yaml(ROOT / CONFIG))  # for the evaluator's width, as pgdist eval uses it
+    recipe = Config(**read_yaml(ROOT / task.config))  # for the evaluator's width, as pgdist eval uses it
     if threads > 0:
         torch.set_num_threads(threads)
 
     class SB3Policy(torch.nn.Module):
-        """An SB3 ActorCriticPolicy as pgdist's evaluator takes a policy: states -> Categorical."""
+        """An SB3 ActorCriticPolicy as pgdist's evaluator takes a policy: states -> its action distribution
+        (Categorical, or Independent(Normal) for Box actions), the states first normalised with the
+        training env's VecNormalize statistics as they are at this evaluation, if it has them."""
 
-        def __init__(self, policy):
+        def __init__(self, model):
             super().__init__()
-            self.policy = policy
+            self.policy = model.policy
+            self.normalize = model.get_vec_normalize_env()
 
-        def forward(self, states: torch.Tensor) -> Categorical:
-            logits = self.policy.get_distribution(states).distribution.logits
-            return Categorical(logits=logits, validate_args=False)
+        def forward(self, states: torch.Tensor):
+            if self.normalize is not None:
+                states = torch.as_tensor(self.normalize.normalize_obs(states.numpy()), dtype=states.dtype)
+            distribution = self.policy.get_distribution(states).distribution
+            if isinstance(distribution, Normal):
+                return Independent(Normal(distribution.loc, distribution.scale, validate_args=False), 1)
+            return Categorical(logits=distribution.logits, validate_args=False)
 
     def evaluate_sb3(model) -> tuple[np.ndarray, float]:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # tiny batches: one thread is several times faster when CPUs are shared
         start = time.perf_counter()
         try:
-            returns = evaluate(recipe, SB3Policy(model.policy), EVAL_EPISODES, greedy=False, seed=EVAL_SEED)
+            returns = evaluate(recipe, SB3Policy(model), EVAL_EPISODES, greedy=False, seed=EVAL_SEED)
         finally:
             torch.set_num_threads(threads)
         return returns, time.perf_counter() - start
@@ -182,34 +280,21 @@ def sb3_child(seed: int, eval_every: int, threads: int) -> int:
             self.evaluations += 1
             mean = float(returns.mean())
             emit("eval", steps=self.num_timesteps, mean=mean, sd=float(returns.std()), seconds=seconds)
-            if mean >= SOLVED:
+            if mean >= task.solved:
                 emit("solved", steps=self.num_timesteps, mean=mean, sd=float(returns.std()),
                      eval_seconds=self.eval_seconds, evaluations=self.evaluations)
                 return False
             return True
 
-    hp = ZOO_PPO_CARTPOLE
-    env = make_vec_env(ENV, n_envs=hp["n_envs"], seed=seed, vec_env_cls=DummyVecEnv)
-    model = PPO(
-        hp["policy"],
-        env,
-        n_steps=hp["n_steps"],
-        batch_size=hp["batch_size"],
-        gae_lambda=hp["gae_lambda"],
-        gamma=hp["gamma"],
-        n_epochs=hp["n_epochs"],
-        ent_coef=hp["ent_coef"],
-        learning_rate=LinearSchedule(float(hp["learning_rate"].removeprefix("lin_"))),
-        clip_range=LinearSchedule(float(hp["clip_range"].removeprefix("lin_"))),
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
+    hp = task.zoo
+    model = zoo_ppo(hp, zoo_env(task, hp["n_envs"], seed), seed)
     callback = SolveCallback()
     model.learn(total_timesteps=hp["n_timesteps"], callback=callback)
     emit("stopped", steps=model.num_timesteps, eval_seconds=callback.eval_seconds, evaluations=callback.evaluations)
     # Not timed: SB3's own evaluation of the final policy, sampled actions, another seed.
-    check_env = make_vec_env(ENV, n_envs=10, seed=CHECK_SEED, vec_env_cls=DummyVecEnv)
+    check_env = zoo_env(task, 10, CHECK_SEED, training=False)
+    if hp.get("normalize"):
+        check_env.obs_rms = model.get_vec_normalize_env().obs_rms
     rewards, _ = evaluate_policy(model, check_env, n_eval_episodes=EVAL_EPISODES, deterministic=False,
                                  return_episode_rewards=True)
     emit("check", mean=float(np.mean(rewards)), sd=float(np.std(rewards)))
@@ -408,10 +493,12 @@ def pgdist_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "pgdist.cli"]
 
 
-def run_pgdist(kind: str, seed: int, folder: Path, timeout: float) -> Result:
+def run_pgdist(task: Task, kind: str, seed: int, folder: Path, timeout: float) -> Result:
     result = Result(kind, seed)
     out = folder / "run"
-    command = pgdist_command() + ["train", "--config", CONFIG, "--seed", str(seed), "--out", str(out)]
+    command = pgdist_command() + ["train", "--config", task.config, "--seed", str(seed), "--out", str(out)]
+    if task.stop_return is not None:
+        command += ["--stop-return", str(task.stop_return)]
     if kind == "local":
         command += ["--backend", "local"]
     train = run_child(command, folder / "train.log", timeout)
@@ -448,13 +535,14 @@ def run_pgdist(kind: str, seed: int, folder: Path, timeout: float) -> Result:
         return result
     match = found[1]
     result.eval_mean, result.eval_sd = float(match[1]), float(match[2])
-    result.solved = result.eval_mean >= SOLVED
+    result.solved = result.eval_mean >= task.solved
     return result
 
 
-def run_sb3(seed: int, folder: Path, timeout: float, eval_every: int, threads: int) -> Result:
+def run_sb3(task: Task, seed: int, folder: Path, timeout: float, eval_every: int, threads: int) -> Result:
     result = Result("sb3", seed)
-    command = [sys.executable, str(Path(__file__).resolve()), "--sb3-child", str(seed), "--eval-every", str(eval_every),
+    command = [sys.executable, str(Path(__file__).resolve()), "--task", task_name(task), "--sb3-child", str(seed),
+               "--eval-every", str(eval_every),
                "--sb3-threads", str(threads)]
     child = run_child(command, folder / "train.log", timeout)
     result.other_cpu = child.other_cpu
@@ -477,13 +565,13 @@ def run_sb3(seed: int, folder: Path, timeout: float, eval_every: int, threads: i
         elif name == "check":
             result.check_mean = event["mean"]
     if result.env_steps is not None:
-        hp = ZOO_PPO_CARTPOLE
+        hp = task.zoo
         result.updates = result.env_steps // (hp["n_envs"] * hp["n_steps"])  # PPO updates done by then
     if child.returncode != 0:
         result.notes.append("timed out" if child.timed_out else f"exited {child.returncode}")
         print(f"  sb3 seed {seed}: the child failed; its last lines:\n{child.tail()}", file=sys.stderr)
     if not result.solved:
-        result.notes.append(f"no evaluation >= {SOLVED:g} in {ZOO_PPO_CARTPOLE['n_timesteps']} steps")
+        result.notes.append(f"no evaluation >= {task.solved:g} in {task.zoo['n_timesteps']} steps")
     return result
 
 
@@ -509,10 +597,14 @@ def git_commit() -> str:
         return "unknown"
 
 
-def source_fingerprint() -> str:
+def task_name(task: Task) -> str:
+    return next(name for name, known in TASKS.items() if known == task)
+
+
+def source_fingerprint(task: Task) -> str:
     """A hash of what the pgdist runs execute: pgdist/*.py and the recipe (the work tree as it is now)."""
     digest = hashlib.sha1()
-    for path in sorted((ROOT / "pgdist").rglob("*.py")) + [ROOT / CONFIG]:
+    for path in sorted((ROOT / "pgdist").rglob("*.py")) + [ROOT / task.config]:
         digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:10]
 
@@ -521,7 +613,7 @@ def format_load() -> str:
     return " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def print_machine() -> None:
+def print_machine(task: Task) -> None:
     cores = os.cpu_count()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     rows = [
@@ -534,7 +626,7 @@ def print_machine() -> None:
         ("gymnasium", version("gymnasium")),
         ("stable-baselines3", version("stable-baselines3")),
         ("numpy", version("numpy")),
-        ("pgdist", f"{version('pgdist')}, commit {git_commit()}, sources {source_fingerprint()}"),
+        ("pgdist", f"{version('pgdist')}, commit {git_commit()}, sources {source_fingerprint(task)}"),
     ]
     table(["machine", ""], [list(row) for row in rows])
 
@@ -590,10 +682,10 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
-def print_results(results: list[Result], seeds: list[int]) -> None:
+def print_results(task: Task, results: list[Result], seeds: list[int]) -> None:
     kinds = [kind for kind in KINDS if any(r.kind == kind for r in results)]
     by_kind = {kind: [r for r in results if r.kind == kind] for kind in kinds}
-    print(f"## Time to solve {ENV}: seconds from process start, min / median / max over seeds {format_seeds(seeds)}")
+    print(f"## Time to solve {task.env}: seconds from process start, min / median / max over seeds {format_seeds(seeds)}")
     print()
     rows = []
     for kind in kinds:
@@ -652,8 +744,8 @@ def print_results(results: list[Result], seeds: list[int]) -> None:
     print()
     print("time = launch to exit for pgdist (counted only if solved), launch to the solving evaluation's end for SB3; "
           "training = first training step to the stop (SB3: its evaluations included); exit after stop = saving "
-          "the checkpoint and stopping Ray/the workers; updates = pgdist iterations (64 episodes each) or PPO "
-          "rollouts of 8x32 steps (20 epochs each); env steps = steps of the episodes trained on; "
+          "the checkpoint and stopping Ray/the workers; updates = pgdist iterations (N episodes each) or PPO "
+          "rollouts of n_envs x n_steps steps (n_epochs epochs each); env steps = steps of the episodes trained on; "
           "other processes' CPU = share of all CPUs used by processes outside this benchmark during the run "
           "(pgdist: the train process; SB3: its whole process); attempt = the run kept (others had other "
           "processes on the CPUs and were discarded).")
@@ -673,7 +765,11 @@ def parse_args(argv):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
     parser.add_argument("--runs", choices=list(KINDS), nargs="+", default=list(KINDS),
                         help="which runs (default: all three)")
-    parser.add_argument("--eval-every", type=int, default=10_000, help="SB3: environment steps between evaluations")
+    parser.add_argument("--task", choices=list(TASKS), default="cartpole",
+                        help="the environment, pgdist's recipe and the zoo's PPO entry (default: cartpole)")
+    parser.add_argument("--eval-every", type=int, default=0,
+                        help="SB3: environment steps between evaluations (default: the task's, 10,000 for CartPole, "
+                             "50,000 for the MuJoCo tasks)")
     parser.add_argument("--sb3-threads", type=int, default=0,
                         help="SB3: torch threads for training (default 0: torch's default, as the zoo leaves it)")
     parser.add_argument("--wait-load", type=float, default=0.8, metavar="LOAD",
@@ -699,18 +795,18 @@ def run_quietly(kind: str, seed: int, folder: Path, args) -> Result:
     attempts: list[Result] = []
     for attempt in range(1 + args.retries):
         waited, share = wait_for_idle(args.idle, args.idle_wait)
-        sources = source_fingerprint()
+        sources = source_fingerprint(args.task)
         here = folder if attempt == 0 else folder.with_name(f"{folder.name}-attempt{attempt + 1}")
         if here.exists():
             shutil.rmtree(here)
         here.mkdir(parents=True)
         if kind == "sb3":
-            result = run_sb3(seed, here, args.timeout, args.eval_every, args.sb3_threads)
+            result = run_sb3(args.task, seed, here, args.timeout, args.eval_every, args.sb3_threads)
         else:
-            result = run_pgdist(kind, seed, here, args.timeout)
+            result = run_pgdist(args.task, kind, seed, here, args.timeout)
         result.attempt = attempt + 1
         attempts.append(result)
-        if kind != "sb3" and (sources != args.sources or source_fingerprint() != sources):
+        if kind != "sb3" and (sources != args.sources or source_fingerprint(args.task) != sources):
             result.notes.append(f"**pgdist's sources changed** ({args.sources} at the start)")
         if share >= args.idle:
             result.notes.append(f"launched with the CPUs {share:.0%} busy after waiting {waited:.0f} s")
@@ -732,8 +828,10 @@ def run_quietly(kind: str, seed: int, folder: Path, args) -> Result:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    task = args.task = TASKS[args.task]
+    args.eval_every = args.eval_every or task.eval_every
     if args.sb3_child is not None:
-        return sb3_child(args.sb3_child, args.eval_every, args.sb3_threads)
+        return sb3_child(task, args.sb3_child, args.eval_every, args.sb3_threads)
     if "sb3" in args.runs and version("stable-baselines3") == "not installed":
         print("stable-baselines3 is not installed: .venv/bin/pip install -c constraints.txt stable-baselines3",
               file=sys.stderr)
@@ -743,39 +841,43 @@ def main(argv: list[str] | None = None) -> int:
 
     load_note = wait_for_load(args.wait_load, args.max_wait, args.poll) if args.wait_load > 0 else (
         "no wait for a quiet machine (--wait-load 0)")
-    print(f"# Time to solve {ENV} (eval mean >= {SOLVED:g} over {EVAL_EPISODES} episodes, sampled actions)")
+    print(f"# Time to solve {task.env} (eval mean >= {task.solved:g} over {EVAL_EPISODES} episodes, sampled actions)")
     print()
-    print_machine()
+    print_machine(task)
     print()
     print(f"- load average (1 / 5 / 15 min) at the start: {format_load()}; {load_note}")
     print(f"- seeds {format_seeds(args.seeds)}; each run a separate process, launched once the CPUs are idle "
           f"(busy < {args.idle:.0%} for 6 s), and run again (up to {args.retries} times) if other processes used "
           f"more than {args.idle:.0%} of them during it; "
           f"runs and logs in {out}")
-    print(f"- pgdist: `pgdist train --config {CONFIG} --seed S --out DIR [--backend local]` "
+    stop = f" --stop-return {task.stop_return:g}" if task.stop_return is not None else ""
+    print(f"- pgdist: `pgdist train --config {task.config}{stop} --seed S --out DIR [--backend local]` "
           f"(stops itself at an iteration mean >= stop_return), then `pgdist eval DIR --episodes {EVAL_EPISODES}` "
           "(not timed)")
-    hp = ", ".join(f"{k} {v}" for k, v in ZOO_PPO_CARTPOLE.items())
+    hp = ", ".join(f"{k} {v}" for k, v in task.zoo.items())
     sb3_threads = (f"{args.sb3_threads} torch thread(s) (--sb3-threads)" if args.sb3_threads > 0
                    else "torch's default thread count, as in the zoo (the per-seed notes give it)")
-    print(f"- SB3 PPO, rl-baselines3-zoo hyperparams/ppo.yml CartPole-v1: {hp}; evaluated every "
+    print(f"- SB3 PPO, rl-baselines3-zoo hyperparams/ppo.yml {task.zoo_entry}: {hp}; evaluated every "
           f"{args.eval_every} env steps with pgdist's evaluator ({EVAL_EPISODES} episodes, sampled actions, "
-          f"seed {EVAL_SEED}, one torch thread), stopping at the first mean >= {SOLVED:g}: evaluation time counted in; "
+          f"seed {EVAL_SEED}, one torch thread), stopping at the first mean >= {task.solved:g}: evaluation time counted in; "
           f"training on {sb3_threads}")
     print(flush=True)
 
-    args.sources = source_fingerprint()
+    if task.zoo.get("normalize"):
+        print("- the zoo's `normalize: true`: SB3 trains on VecNormalize'd observations and rewards; pgdist's "
+              "evaluator feeds the SB3 policy observations normalised with the training statistics of that moment")
+    args.sources = source_fingerprint(task)
     began = time.perf_counter()
     results: list[Result] = []
     for seed in args.seeds:
         for kind in args.runs:
             results.append(run_quietly(kind, seed, out / f"{kind}-seed{seed}", args))
 
-    print_results(results, args.seeds)
+    print_results(task, results, args.seeds)
     print()
-    if source_fingerprint() != args.sources or any("sources changed" in " ".join(r.notes) for r in results):
-        print(f"- **pgdist's sources (pgdist/*.py, {CONFIG}) changed while the benchmark ran**: "
-              f"{args.sources} at the start, {source_fingerprint()} at the end; the runs noted above ran other code")
+    if source_fingerprint(task) != args.sources or any("sources changed" in " ".join(r.notes) for r in results):
+        print(f"- **pgdist's sources (pgdist/*.py, {task.config}) changed while the benchmark ran**: "
+              f"{args.sources} at the start, {source_fingerprint(task)} at the end; the runs noted above ran other code")
     print(f"- load average (1 / 5 / 15 min) at the end: {format_load()}; the benchmark took "
           f"{(time.perf_counter() - began) / 60:.1f} min")
     return 0

@@ -36,6 +36,7 @@ import torch
 from gymnasium import spaces
 
 from pgdist.config import DEFAULT_MAX_EPISODE_STEPS
+from pgdist.convolution import is_image
 
 
 
@@ -58,7 +59,12 @@ class EnvSpaces:
 
     observation_size: int
     action_space: spaces.Space
-    observation: np.ndarray  # the env's first observation, flat: the Learner checks a policy on it
+    observation: np.ndarray  # the env's first observation as a policy receives it: the Learner checks a policy on it
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        """What the policy receives per row: (size,) for a vector, an image's own shape."""
+        return self.observation.shape
 
 
 def load_env_class(name: str):
@@ -97,7 +103,26 @@ def gymnasium_spec(name: str) -> gymnasium.envs.registration.EnvSpec:
     module_name, colon, env_id = name.rpartition(":")
     if colon:
         _imported(module_name)
+    elif env_id.partition("/")[0] in PACKAGED_NAMESPACES:
+        _register_namespace(env_id.partition("/")[0])
     return gymnasium.spec(env_id)
+
+
+PACKAGED_NAMESPACES = {  # namespace: (the module that registers its ids, its function that does, pgdist's extra)
+    "ALE": ("ale_py", None, "atari"),  # ale-py registers them when imported
+    "MinAtar": ("minatar.gym", "register_envs", "minatar"),  # a plugin, which gymnasium >= 1.0 no longer loads
+}
+
+
+def _register_namespace(namespace: str) -> None:
+    """Register the ids of a namespace that a package provides, or a ValueError saying what to install."""
+    module_name, register, extra = PACKAGED_NAMESPACES[namespace]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ValueError(f'{namespace}/ ids need {module_name.split(".")[0]}: pip install "pgdist[{extra}]"') from None
+    if register and not any(env_id.startswith(f"{namespace}/") for env_id in gymnasium.registry):
+        getattr(module, register)()
 
 
 def _imported(module_name: str):
@@ -119,6 +144,8 @@ def env_spaces(name: str) -> EnvSpaces:
         env = _created(name, env_class)
         state = _as_array(_called(name, "reset", env.reset))
         return EnvSpaces(state.size, _supported_actions(name, _action_space(env_class)), state)
+    if is_atari(name):
+        return _vector_spaces(name)
     env = _created(name, gymnasium.make, name)
     try:
         observations = env.observation_space
@@ -129,9 +156,26 @@ def env_spaces(name: str) -> EnvSpaces:
             )
         actions = _supported_actions(name, env.action_space)
         state, _ = _called(name, "reset", env.reset, seed=0)
-        return EnvSpaces(int(np.prod(observations.shape)), actions, _as_array(state))
+        return EnvSpaces(int(np.prod(observations.shape)), actions, _observed(observations, state))
     finally:
         env.close()
+
+
+def _vector_spaces(name: str) -> EnvSpaces:
+    """The spaces of an env whose vector implementation is all pgdist uses (ale-py's AtariVectorEnv,
+    whose preprocessed frames are not its single env's): one copy of it, reset with seed 0."""
+    env = _created(name, GymnasiumVectorEnv, name, 1)
+    try:
+        actions = _supported_actions(name, env.action_space)
+        states = env.reset(seed=0)
+        return EnvSpaces(states[0].size, actions, states[0])
+    finally:
+        env.env.close()
+
+
+def _observed(space: spaces.Box, state) -> np.ndarray:
+    """One observation as the worker hands it to a policy: an image in its own shape and dtype, else flat."""
+    return np.asarray(state, dtype=space.dtype) if is_image(space.shape) else _as_array(state)
 
 
 def _supported_actions(name: str, action_space: spaces.Space) -> spaces.Space:
@@ -317,6 +361,33 @@ class CheckedEnv(gymnasium.Wrapper):
         return outcome
 
 
+ATARI_VECTOR_ENV = "ale_py.vector_env:AtariVectorEnv"
+ATARI_THREADS = 1  # a worker owns one core (Ray gives each actor one CPU): ALE's threads would take others'
+
+
+def is_atari(name: str) -> bool:
+    """Whether ``name`` is an ale-py id (``ALE/Breakout-v5``), stepped through its AtariVectorEnv."""
+    return load_env_class(name) is None and gymnasium_spec(name).vector_entry_point == ATARI_VECTOR_ENV
+
+
+def atari_vector_env(name: str, num_envs: int, max_episode_steps: int | None):
+    """ale-py's AtariVectorEnv: its own C++ preprocessing (grayscale, 84x84, max-pool over skipped
+    frames, 4 frames stacked: uint8 (4, 84, 84) observations), frameskip 4, sticky actions 0.25 as the
+    id registers them, rewards unclipped (the return is the game's score, the loss's R).
+
+    One thread (``ATARI_THREADS``) and no pinning: each Ray worker owns one core and steps its chunk's
+    copies there; pinned threads would all land on the same core offset in every worker. The copies
+    are seeded seed, seed + 1, ... by ``reset(seed=...)``, each its own ALE: stepping them in one
+    thread or many gives the same frames. ``max_episode_steps`` (pgdist's cap, in agent steps) becomes
+    ALE's frame limit, frameskip frames a step.
+    """
+    spec = gymnasium_spec(name)
+    options = {"num_threads": ATARI_THREADS, "thread_affinity_offset": -1, "reward_clipping": False}
+    if max_episode_steps is not None:
+        options["max_num_frames_per_episode"] = max_episode_steps * spec.kwargs.get("frameskip", 4)
+    return gymnasium.make_vec(name, num_envs=num_envs, vectorization_mode="vector_entry_point", **options)
+
+
 class GymnasiumVectorEnv:
     """``gymnasium.make_vec``: the env's own vector implementation where it has one.
 
@@ -326,22 +397,32 @@ class GymnasiumVectorEnv:
     """
 
     def __init__(self, name: str, num_envs: int, max_episode_steps: int | None = None):
-        options = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-        if gymnasium_spec(name).vector_entry_point is None:
-            options["wrappers"] = [CheckedEnv]  # its copies are separate envs: check each
-        self.env = gymnasium.make_vec(name, num_envs=num_envs, **options)
+        self.seeds = 2**32  # reset seeds are taken modulo this
+        if is_atari(name):
+            self.env = atari_vector_env(name, num_envs, max_episode_steps)
+            self.seeds = 2**31 - num_envs  # ALE seeds its copies seed, seed + 1, ... as C ints
+        else:
+            options = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+            if gymnasium_spec(name).vector_entry_point is None:
+                options["wrappers"] = [CheckedEnv]  # its copies are separate envs: check each
+            self.env = gymnasium.make_vec(name, num_envs=num_envs, **options)
         self.num_envs = num_envs
         self.action_space = self.env.single_action_space
+        self.image = is_image(self.env.single_observation_space.shape)
         self.capped = max_episode_steps is not None
 
     def reset(self, seed: int) -> np.ndarray:
-        states, _ = self._checked(self.env.reset, seed=seed)
-        return states.reshape(self.num_envs, -1)
+        states, _ = self._checked(self.env.reset, seed=seed % self.seeds)
+        return self._rows(states)
 
     def step(self, actions: np.ndarray):
         states, rewards, terminated, truncated, _ = self._checked(self.env.step, clip_to(self.action_space, actions))
         cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
-        return states.reshape(self.num_envs, -1), rewards, terminated | truncated, cut
+        return self._rows(states), rewards, terminated | truncated, cut
+
+    def _rows(self, states: np.ndarray) -> np.ndarray:
+        """One row per copy: images in their own shape and dtype, anything else flat."""
+        return states if self.image else states.reshape(self.num_envs, -1)
 
     @staticmethod
     def _checked(method, *args, **kwargs):

@@ -142,3 +142,15 @@ def test_atari_chunks_are_the_same_episodes_wherever_they_run():
     for name in ("states", "actions", "rewards", "timestep", "episode"):
         assert torch.equal(getattr(runs[0], name), getattr(runs[1], name)), name
     assert runs[0].states.dtype == torch.uint8
+
+
+@pytest.mark.skipif(importlib.util.find_spec("minatar") is None,
+                    reason='MinAtar is not installed: pip install "pgdist[minatar]"')
+def test_the_pixel_recipe_runs(request):
+    """configs/minatar-breakout.yaml for two iterations: MinAtar/ ids registered, bool frames, the CNN."""
+    config = Config.from_yaml(request.config.rootpath / "configs" / "minatar-breakout.yaml", backend="local")
+    with Learner(config) as learner:
+        assert isinstance(learner.policy, ImagePolicy) and isinstance(learner.value, ImageValueFunction)
+        for _ in range(2):
+            metrics = learner.step()
+    assert metrics["episodes"] == 64 and metrics["return_mean"] >= 0

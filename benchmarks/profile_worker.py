@@ -51,7 +51,7 @@ class Clock:
 
 def build(config: Config):
     spaces = env_spaces(config.env)
-    policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
+    policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
     worker = RolloutWorker(config.env, policy, Estimator.of(config), config.envs_per_chunk)
     theta = parameters_to_vector(policy).numpy()
     return worker, theta

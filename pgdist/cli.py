@@ -372,13 +372,14 @@ def export_run(args: argparse.Namespace) -> int:
     import torch
 
     from pgdist.export import FORMATS, export
+    from pgdist.policy import policy_input
     from pgdist.runs import load_run
 
     config, policy = load_run(args.run)
-    observation = torch.as_tensor(env_spaces(config.env).observation, dtype=torch.float32).reshape(1, -1)
+    observation = policy_input(env_spaces(config.env).observation[None], torch.float32)  # an image in its own dtype
     out = args.out or args.run / f"policy{FORMATS[args.format]}"
     print(f"pgdist: wrote {export(policy, observation, args.format, out)} "
-          f"(observations [batch, {observation.shape[1]}] -> actions)")
+          f"(observations [batch, {', '.join(map(str, observation.shape[1:]))}] -> actions)")
     return 0
 
 

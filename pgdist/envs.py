@@ -43,6 +43,7 @@ import torch
 from gymnasium import spaces
 
 from pgdist.config import DEFAULT_MAX_EPISODE_STEPS
+from pgdist.convolution import is_image
 
 FLAT_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 ACTION_SPACES = (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -66,7 +67,12 @@ class EnvSpaces:
 
     observation_size: int
     action_space: spaces.Space
-    observation: np.ndarray  # the env's first observation, flat: the Learner checks a policy on it
+    observation: np.ndarray  # the env's first observation as a policy receives it: the Learner checks a policy on it
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        """What the policy receives per row: (size,) for a vector, an image's own shape."""
+        return self.observation.shape
 
 
 def load_env_class(name: str):
@@ -105,7 +111,29 @@ def gymnasium_spec(name: str) -> gymnasium.envs.registration.EnvSpec:
     module_name, colon, env_id = name.rpartition(":")
     if colon:
         _imported(module_name)
+    elif env_id.partition("/")[0] in PACKAGED_NAMESPACES:
+        _register_namespace(env_id.partition("/")[0])
     return gymnasium.spec(env_id)
+
+
+PACKAGED_NAMESPACES = {  # namespace: (the module that registers its ids, its function that does, pgdist's extra)
+    "ALE": ("ale_py", None, "atari"),  # ale-py registers them when imported
+    "MinAtar": ("minatar.gym", "register_envs", "minatar"),  # a plugin, which gymnasium >= 1.0 no longer loads
+}
+
+
+def _register_namespace(namespace: str) -> None:
+    """Register the ids of a namespace that a package provides, or a ValueError saying what to install."""
+    module_name, register, extra = PACKAGED_NAMESPACES[namespace]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ValueError(
+            f'needs a package that is not installed: {namespace}/ ids need {module_name.split(".")[0]} '
+            f'(pip install "pgdist[{extra}]")'
+        ) from None
+    if register and not any(env_id.startswith(f"{namespace}/") for env_id in gymnasium.registry):
+        getattr(module, register)()
 
 
 def _imported(module_name: str):
@@ -127,18 +155,40 @@ def env_spaces(name: str) -> EnvSpaces:
         env = _created(name, env_class)
         state = _as_array(_called(name, "reset", env.reset))
         return EnvSpaces(state.size, _supported_actions(name, _action_space(env_class)), state)
+    if is_atari(name):
+        return _vector_spaces(name)
     env = _created(name, gymnasium.make, name)
     try:
         observations = _supported_observations(name, env.observation_space)
         actions = _supported_actions(name, env.action_space)
         state, _ = _called(name, "reset", env.reset, seed=0)
-        return EnvSpaces(spaces.flatdim(observations), actions, spaces.flatten(observations, state).astype(np.float64))
+        return EnvSpaces(spaces.flatdim(observations), actions, observed(observations, state))
     finally:
         env.close()
 
 
+def _vector_spaces(name: str) -> EnvSpaces:
+    """The spaces of an env whose vector implementation is all pgdist uses (ale-py's AtariVectorEnv,
+    whose preprocessed frames are not its single env's): one copy of it, reset with seed 0."""
+    env = _created(name, GymnasiumVectorEnv, name, 1)
+    try:
+        actions = _supported_actions(name, env.action_space)
+        states = env.reset(seed=0)
+        return EnvSpaces(states[0].size, actions, states[0])
+    finally:
+        env.env.close()
+
+
+def observed(space: spaces.Space, state) -> np.ndarray:
+    """One observation as the worker hands it to a policy: an image in its own shape and dtype,
+    anything else flattened as ``flat_batch`` flattens it."""
+    if is_image(space.shape):
+        return np.asarray(state, dtype=space.dtype)
+    return spaces.flatten(space, state).astype(np.float64)
+
+
 def _supported_observations(name: str, space: spaces.Space) -> spaces.Space:
-    """The observation space if pgdist can flatten it (``flat_batch``), else an EnvError."""
+    """The observation space if pgdist can flatten it (``flat_batch``) or keep it as an image, else an EnvError."""
     if not _flattens(space):
         raise EnvError(
             f"env {name}: pgdist does not support {type(space).__name__} observations ({space}), only Box, "
@@ -312,6 +362,14 @@ def env_actions(action_space: spaces.Space, actions: np.ndarray) -> np.ndarray:
     return actions
 
 
+def observation_rows(space: spaces.Space) -> Callable[[object], np.ndarray]:
+    """From a lockstep's observations to one row per copy: images as they come (their shape and
+    dtype kept: uint8 frames stay uint8 until the policy's forward pass), anything else flat."""
+    if is_image(space.shape):
+        return lambda states: states
+    return flat_batch(space)
+
+
 def flat_batch(space: spaces.Space) -> Callable[[object], np.ndarray]:
     """From a lockstep's observations as a gymnasium vector env batches them, to one flat row per copy.
 
@@ -380,6 +438,33 @@ class CheckedEnv(gymnasium.Wrapper):
         return outcome
 
 
+ATARI_VECTOR_ENV = "ale_py.vector_env:AtariVectorEnv"
+ATARI_THREADS = 1  # a worker owns one core (Ray gives each actor one CPU): ALE's threads would take others'
+
+
+def is_atari(name: str) -> bool:
+    """Whether ``name`` is an ale-py id (``ALE/Breakout-v5``), stepped through its AtariVectorEnv."""
+    return load_env_class(name) is None and gymnasium_spec(name).vector_entry_point == ATARI_VECTOR_ENV
+
+
+def atari_vector_env(name: str, num_envs: int, max_episode_steps: int | None):
+    """ale-py's AtariVectorEnv: its own C++ preprocessing (grayscale, 84x84, max-pool over skipped
+    frames, 4 frames stacked: uint8 (4, 84, 84) observations), frameskip 4, sticky actions 0.25 as the
+    id registers them, rewards unclipped (the return is the game's score, the loss's R).
+
+    One thread (``ATARI_THREADS``) and no pinning: each Ray worker owns one core and steps its chunk's
+    copies there; pinned threads would all land on the same core offset in every worker. The copies
+    are seeded seed, seed + 1, ... by ``reset(seed=...)``, each its own ALE: stepping them in one
+    thread or many gives the same frames. ``max_episode_steps`` (pgdist's cap, in agent steps) becomes
+    ALE's frame limit, frameskip frames a step.
+    """
+    spec = gymnasium_spec(name)
+    options = {"num_threads": ATARI_THREADS, "thread_affinity_offset": -1, "reward_clipping": False}
+    if max_episode_steps is not None:
+        options["max_num_frames_per_episode"] = max_episode_steps * spec.kwargs.get("frameskip", 4)
+    return gymnasium.make_vec(name, num_envs=num_envs, vectorization_mode="vector_entry_point", **options)
+
+
 class GymnasiumVectorEnv:
     """``gymnasium.make_vec``: the env's own vector implementation where it has one.
 
@@ -389,23 +474,28 @@ class GymnasiumVectorEnv:
     """
 
     def __init__(self, name: str, num_envs: int, max_episode_steps: int | None = None):
-        options = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-        if gymnasium_spec(name).vector_entry_point is None:
-            options["wrappers"] = [CheckedEnv]  # its copies are separate envs: check each
-        self.env = gymnasium.make_vec(name, num_envs=num_envs, **options)
+        self.seeds = 2**32  # reset seeds are taken modulo this
+        if is_atari(name):
+            self.env = atari_vector_env(name, num_envs, max_episode_steps)
+            self.seeds = 2**31 - num_envs  # ALE seeds its copies seed, seed + 1, ... as C ints
+        else:
+            options = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+            if gymnasium_spec(name).vector_entry_point is None:
+                options["wrappers"] = [CheckedEnv]  # its copies are separate envs: check each
+            self.env = gymnasium.make_vec(name, num_envs=num_envs, **options)
         self.num_envs = num_envs
         self.action_space = self.env.single_action_space
-        self.flat = flat_batch(self.env.single_observation_space)
+        self.rows = observation_rows(self.env.single_observation_space)
         self.capped = max_episode_steps is not None
 
     def reset(self, seed: int) -> np.ndarray:
-        states, _ = self._checked(self.env.reset, seed=seed)
-        return self.flat(states)
+        states, _ = self._checked(self.env.reset, seed=seed % self.seeds)
+        return self.rows(states)
 
     def step(self, actions: np.ndarray):
         states, rewards, terminated, truncated, _ = self._checked(self.env.step, env_actions(self.action_space, actions))
         cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
-        return self.flat(states), rewards, terminated | truncated, cut
+        return self.rows(states), rewards, terminated | truncated, cut
 
     @staticmethod
     def _checked(method, *args, **kwargs):

@@ -82,12 +82,12 @@ class Learner:
         self.estimator = Estimator.of(config)
         spaces = env_spaces(config.env)
         if policy is None:
-            policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
+            policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
         check_policy(policy, spaces.observation, spaces.action_space, config.env)
         self.policy = policy
         self.value = None  # the learned baseline V(s), with baseline="value"
         if config.baseline == "value":
-            self.value = make_value_function(spaces.observation_size, config.hidden, config.seed)
+            self.value = make_value_function(spaces.observation_shape, config.hidden, config.seed)
             self.value.to(next(policy.parameters()).dtype)
         self.optimizer = (optimizer or (lambda groups: Adam(groups, lr=config.lr)))(self.parameter_groups())
         self.version = 0  # theta's version: the number of optimizer steps taken

@@ -20,6 +20,8 @@ from torch import nn
 from torch.nn import functional
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
+from pgdist.convolution import ImagePolicy, ImageValueFunction, is_image
+
 
 def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``net(x)`` for an ``mlp``, the same numbers without the module calls' overhead (the rollout's
@@ -152,25 +154,48 @@ class ValueFunction(nn.Module):
         return self.net(state)
 
 
-def make_policy(observation_size: int, action_space: spaces.Space, hidden, seed: int) -> nn.Module:
-    """The default policy for an environment's spaces, its weights drawn from ``seed`` alone."""
+def make_policy(observation_shape: int | tuple[int, ...], action_space: spaces.Space, hidden, seed: int) -> nn.Module:
+    """The default policy for an environment's spaces, its weights drawn from ``seed`` alone.
+
+    ``observation_shape`` is what the policy receives per row: a vector's size (the tutorial's
+    MLP of ``hidden`` units) or an image's shape (``convolution.ImagePolicy``).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        shape = _shape(observation_shape)
+        if isinstance(action_space, (spaces.Discrete, spaces.Box)) and is_image(shape):
+            return ImagePolicy(shape, action_space)
+        size = int(np.prod(shape))
         if isinstance(action_space, spaces.Discrete):
-            return Policy(observation_size, int(action_space.n), hidden)
+            return Policy(size, int(action_space.n), hidden)
         if isinstance(action_space, spaces.Box):
-            return GaussianPolicy(observation_size, int(np.prod(action_space.shape)), hidden)
+            return GaussianPolicy(size, int(np.prod(action_space.shape)), hidden)
         if isinstance(action_space, spaces.MultiDiscrete):
-            return MultiCategoricalPolicy(observation_size, action_space.nvec.reshape(-1), hidden)
+            return MultiCategoricalPolicy(size, action_space.nvec.reshape(-1), hidden)
         if isinstance(action_space, spaces.MultiBinary):
-            return BernoulliPolicy(observation_size, int(np.prod(action_space.shape)), hidden)
+            return BernoulliPolicy(size, int(np.prod(action_space.shape)), hidden)
     raise ValueError(f"pgdist's default policies take Discrete, Box, MultiDiscrete or MultiBinary actions, not {action_space}")
 
 
-def make_value_function(observation_size: int, hidden, seed: int) -> ValueFunction:
+def make_value_function(observation_shape: int | tuple[int, ...], hidden, seed: int) -> nn.Module:
+    """V(s) for observations of this shape (a vector's size or an image's shape), drawn from ``seed`` alone."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
-        return ValueFunction(observation_size, hidden)
+        if is_image(_shape(observation_shape)):
+            return ImageValueFunction(_shape(observation_shape))
+        return ValueFunction(int(np.prod(observation_shape)), hidden)
+
+
+def _shape(observation_shape: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (int(observation_shape),) if np.ndim(observation_shape) == 0 else tuple(observation_shape)
+
+
+def policy_input(states: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """A batch of observations as the policy receives it: images in their own dtype (uint8 frames
+    stay a quarter of float32's size in a chunk; the policy scales them), vectors in the policy's dtype."""
+    if is_image(states.shape[1:]):
+        return torch.from_numpy(states)
+    return torch.as_tensor(states, dtype=dtype)
 
 
 def sample(
@@ -258,7 +283,7 @@ def check_policy(policy: nn.Module, observation: np.ndarray, action_space: space
     parameters = list(policy.parameters())
     if not parameters:
         raise PolicyError("the policy has no parameters for pgdist to train")
-    states = torch.as_tensor(observation, dtype=parameters[0].dtype).reshape(1, -1)
+    states = policy_input(observation[np.newaxis], parameters[0].dtype)
     try:
         with torch.no_grad():
             distribution = policy(states)

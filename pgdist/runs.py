@@ -241,7 +241,7 @@ def load_run(folder: Path):
 
     config, state = load_checkpoint(folder)
     spaces = env_spaces(config.env)
-    policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
+    policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
     policy.load_state_dict(state["policy"])
     return config, policy
 

@@ -16,7 +16,7 @@ import torch
 
 from pgdist.envs import EnvError, make_vector_env, where_in_episode
 from pgdist.estimators import Estimator, discounted_returns, policy_gradient_sum
-from pgdist.policy import actor, vector_to_parameters
+from pgdist.policy import actor, policy_input, vector_to_parameters
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class RolloutWorker:
                     kept &= episode < chunk.episodes
                     actions = self._kept_actions(act, states, kept, actions)
                 else:
-                    actions = act(torch.as_tensor(states, dtype=self.dtype)).numpy()
+                    actions = act(policy_input(states, self.dtype)).numpy()
                 next_states, rewards, dones, cut = env.step(actions)
                 check_finite(next_states, rewards, timestep, resetting)
                 steps.append((states, actions, rewards, timestep.copy(), episode.copy(), kept))
@@ -212,7 +212,7 @@ class RolloutWorker:
         """
         actions = previous.copy()
         rows = np.flatnonzero(kept)
-        actions[rows] = act(torch.as_tensor(states, dtype=self.dtype), torch.from_numpy(rows)).numpy()
+        actions[rows] = act(policy_input(states, self.dtype), torch.from_numpy(rows)).numpy()
         return actions
 
     def _episodes(self, steps: list, count: int, truncated: int) -> Episodes:
@@ -220,7 +220,7 @@ class RolloutWorker:
         *columns, kept = (np.concatenate(column) for column in zip(*steps))
         states, actions, rewards, timestep, episode = (column[kept] for column in columns)
         return Episodes(
-            states=torch.as_tensor(states, dtype=self.dtype),
+            states=policy_input(states, self.dtype),
             actions=torch.as_tensor(actions),
             rewards=torch.as_tensor(rewards, dtype=torch.float64),
             timestep=torch.as_tensor(timestep),
@@ -230,29 +230,21 @@ class RolloutWorker:
         )
 
     def gradient_sum(self, episodes: Episodes) -> ChunkResult:
-        """One batched forward pass over the chunk's steps, then the gradients of its sums."""
+        """Batched forward passes over the chunk's steps (one, but for long chunks of images), then the
+        gradients of its sums: every sum is over steps, so the passes' gradients add up to the chunk's."""
         estimator = self.estimator
         step_returns = estimator.returns_per_step(
             episodes.rewards, episodes.timestep, episodes.episode, episodes.count
         ).to(self.dtype)
-        distribution = self.policy(episodes.states)
-        log_probs = distribution.log_prob(episodes.actions)
-        weights = step_returns
-        parameters = list(self.policy.parameters())
-        result = {}
-        if self.value is not None:
-            values = self.value(episodes.states).squeeze(-1)
-            weights = step_returns - values.detach()
-            value_error = ((values - step_returns) ** 2).sum()
-            result["value_gradient_sum"] = _flat_gradient(value_error, list(self.value.parameters()))
-        result["gradient_sum"] = _flat_gradient(policy_gradient_sum(log_probs, weights), parameters)
-        if estimator.centred:
-            result["log_prob_gradient_sum"] = _flat_gradient(log_probs.sum(), parameters)
-        if estimator.entropy:
-            result["entropy_gradient_sum"] = _flat_gradient(distribution.entropy().sum(), parameters)
+        result, weights = {}, []
+        for rows in forward_passes(episodes.states):
+            sums, pass_weights = self._pass_gradients(episodes.states[rows], episodes.actions[rows], step_returns[rows])
+            for name, vector in sums.items():
+                result[name] = vector if name not in result else result[name] + vector
+            weights.append(pass_weights)
         returns = discounted_returns(episodes.rewards, episodes.timestep, episodes.episode, episodes.count, estimator.gamma)
         undiscounted = episodes.undiscounted_returns()
-        weights = weights.detach().to(torch.float64)
+        weights = torch.cat(weights).to(torch.float64)
         return ChunkResult(
             version=self.version,
             episodes=episodes.count,
@@ -267,10 +259,41 @@ class RolloutWorker:
             **result,
         )
 
+    def _pass_gradients(self, states: torch.Tensor, actions: torch.Tensor, step_returns: torch.Tensor):
+        """The gradients of one forward pass's sums over its steps, and its weights A_t (detached)."""
+        estimator = self.estimator
+        distribution = self.policy(states)
+        log_probs = distribution.log_prob(actions)
+        weights = step_returns
+        parameters = list(self.policy.parameters())
+        sums = {}
+        if self.value is not None:
+            values = self.value(states).squeeze(-1)
+            weights = step_returns - values.detach()
+            value_error = ((values - step_returns) ** 2).sum()
+            sums["value_gradient_sum"] = _flat_gradient(value_error, list(self.value.parameters()))
+        sums["gradient_sum"] = _flat_gradient(policy_gradient_sum(log_probs, weights), parameters)
+        if estimator.centred:
+            sums["log_prob_gradient_sum"] = _flat_gradient(log_probs.sum(), parameters)
+        if estimator.entropy:
+            sums["entropy_gradient_sum"] = _flat_gradient(distribution.entropy().sum(), parameters)
+        return sums, weights.detach()
+
     def _vector_env(self, width: int):
         if width not in self._vector_envs:
             self._vector_envs[width] = make_vector_env(self.env, width, self.max_episode_steps)
         return self._vector_envs[width]
+
+
+FORWARD_PASS_NUMBERS = 1 << 23  # the most observation numbers one forward pass takes (32 MiB as float32)
+
+
+def forward_passes(states: torch.Tensor) -> list[slice]:
+    """The rows of each forward pass over a chunk's steps: all of them for vector observations; for
+    images, at most FORWARD_PASS_NUMBERS numbers a pass (297 stacked 84x84x4 Atari frames), so
+    that the activations autograd keeps stay bounded however long the chunk's episodes are."""
+    rows = max(1, FORWARD_PASS_NUMBERS // max(1, states[0].numel()))
+    return [slice(start, start + rows) for start in range(0, len(states), rows)]
 
 
 def check_finite(states: np.ndarray, rewards: np.ndarray, timestep: np.ndarray, resetting: np.ndarray) -> None:

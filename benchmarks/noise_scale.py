@@ -15,8 +15,8 @@ stopped so has not reached the threshold and counts as slower than every run tha
 Per run it records every iteration's N, noise scale, environment steps and seconds
 (``Learner.step``'s own timing, start-up excluded), and writes:
 
-    OUT/noise_scale.csv     a row per iteration of every run
-    OUT/runs.csv            a row per run: reached or not, iterations, env steps, seconds, load average
+    OUT/noise_scale.csv     a row per iteration of every run, written as the iteration ends
+    OUT/runs.csv            a row per run that ended (threshold or budget), with the load average then
     OUT/noise_scale.md      per task and kind: min / median / max over seeds of each
     OUT/noise_scale.png     the noise scale (solid) and N (dashed) over training, per task
 
@@ -95,51 +95,75 @@ class StepBudget(Callback):
         return self.steps < self.budget
 
 
-def run(config: Config, budget: int) -> list[dict]:
+class CurveWriter(Callback):
+    """Every iteration's metrics as a row of OUT/noise_scale.csv, written as it ends: a run cut off keeps its curve."""
+
+    def __init__(self, path: Path, **labels):
+        self.path, self.labels = path, labels
+
+    def on_iteration(self, learner, metrics: dict) -> None:
+        append_csv(self.path, {**self.labels, **metrics})
+
+
+def run(config: Config, budget: int, writer: CurveWriter) -> None:
     with Learner(config) as learner:
-        return train(learner, callbacks=[StepBudget(budget)])
+        train(learner, callbacks=[StepBudget(budget), writer])
 
 
-def summary(env: str, seed: int, name: str, rows: list[dict]) -> dict:
+def summary(rows: list[dict], finished: bool) -> dict:
+    """A run from its curve's rows (as read back from the CSV); ``finished``: it ran to the threshold or its budget."""
+    reached = truthy(rows[-1]["stopped"])
+    noise = [row["noise_scale"] for row in rows if row["noise_scale"] not in (None, "")]
     return {
-        "env": env,
-        "seed": seed,
-        "run": name,
-        "reached": rows[-1]["stopped"],
+        "env": rows[0]["env"],
+        "run": rows[0]["run"],
+        "ended": "threshold" if reached else "budget" if finished else "cut off",
         "iterations": len(rows),
-        "env_steps": sum(row["steps"] for row in rows),
-        "seconds": round(sum(row["seconds"] for row in rows), 2),
-        "last_noise_scale": next((row["noise_scale"] for row in reversed(rows) if row["noise_scale"] is not None), None),
-        "last_episodes": rows[-1]["episodes"],
-        "load_1min_at_end": round(os.getloadavg()[0], 2),
-        "finished_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "env_steps": sum(float(row["steps"]) for row in rows),
+        "seconds": sum(float(row["seconds"]) for row in rows),
+        "last_noise_scale": float(noise[-1]) if noise else None,
+        "last_episodes": float(rows[-1]["episodes"]),
     }
 
 
-def table(runs: list[dict]) -> str:
+def summaries(curves: list[dict], finished: list[dict]) -> list[dict]:
+    """Every run in ``curves``; those without a row in OUT/runs.csv were cut off before their end."""
+    done = {(row["env"], str(row["seed"]), row["run"]) for row in finished}
+    runs: dict[tuple[str, str, str], list[dict]] = {}
+    for row in curves:
+        runs.setdefault((row["env"], str(row["seed"]), row["run"]), []).append(row)
+    return [summary(rows, key in done) for key, rows in runs.items()]
+
+
+def table(curves: list[dict], finished: list[dict]) -> str:
     """Per task and kind: how many seeds reached the threshold, and min / median / max of each figure.
 
-    A run that stopped short of the threshold counts as slower than every one that reached it
-    ('unsolved' in ``spread``), so a median is a figure only when most seeds reached it.
+    A run that spent its step budget without reaching the threshold counts as slower than every
+    one that reached it ('unsolved' in ``spread``). A run cut off before its end (the deadline)
+    is left out of these figures: its steps so far are shown apart.
     """
     columns = ["task (threshold)", "run", "reached", "iterations", "env steps (thousands)", "seconds",
-               "last noise scale", "last N"]
+               "cut off at (thousand steps)", "last noise scale", "last N"]
     lines = ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
+    runs = summaries(curves, finished)
     envs = list(dict.fromkeys(row["env"] for row in runs))
     for (env, name), group in sorted(grouped(runs).items(), key=lambda item: (envs.index(item[0][0]), order(item[0][1]))):
-        def to_threshold(key: str, scale: float = 1.0) -> list[float]:
-            return [float(r[key]) / scale if truthy(r["reached"]) else math.inf for r in group]
+        ended = [r for r in group if r["ended"] != "cut off"]
+        cut = [r for r in group if r["ended"] == "cut off"]
 
-        noise = [float(r["last_noise_scale"]) for r in group if r["last_noise_scale"] not in (None, "")]
+        def to_threshold(key: str, scale: float = 1.0) -> list[float]:
+            return [r[key] / scale if r["ended"] == "threshold" else math.inf for r in ended]
+
         lines.append("| " + " | ".join([
             f"{env} ({threshold(env):g})",
             name,
-            f"{sum(truthy(r['reached']) for r in group)}/{len(group)}",
+            f"{sum(r['ended'] == 'threshold' for r in ended)}/{len(ended)}",
             spread(to_threshold("iterations"), 0),
             spread(to_threshold("env_steps", 1000), 0),
             spread(to_threshold("seconds"), 1),
-            spread(noise, 0),
-            spread([float(r["last_episodes"]) for r in group], 0),
+            ", ".join(f"{r['env_steps'] / 1000:.0f}" for r in cut) or "–",
+            spread([r["last_noise_scale"] for r in group if r["last_noise_scale"] is not None], 0),
+            spread([r["last_episodes"] for r in group], 0),
         ]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -161,34 +185,42 @@ def truthy(value) -> bool:
 
 
 def plot(curves: list[dict], out: Path) -> None:
-    """Per task, every run's noise scale (solid) and N (dashed) against environment steps so far."""
+    """Per task, against environment steps so far: every run's noise scale (solid) and N (dashed), and its return."""
     from matplotlib.figure import Figure
 
     envs = list(dict.fromkeys(row["env"] for row in curves))
-    figure = Figure(figsize=(6 * len(envs), 4.5))
-    axes = figure.subplots(1, len(envs), squeeze=False)[0]
-    for axis, env in zip(axes, envs):
+    figure = Figure(figsize=(6 * len(envs), 8))
+    axes = figure.subplots(2, len(envs), squeeze=False, sharex="col")
+    for column, env in enumerate(envs):
+        noise_axis, return_axis = axes[0][column], axes[1][column]
         runs: dict[tuple[str, str], list[dict]] = {}
         for row in curves:
             if row["env"] == env:
                 runs.setdefault((row["run"], row["seed"]), []).append(row)
-        names = list(dict.fromkeys(name for name, _ in runs))
+        names = sorted(dict.fromkeys(name for name, _ in runs), key=order)
         labelled = set()
         for (name, _), rows in runs.items():
             colour = f"C{names.index(name)}"
             steps = [sum(float(r["steps"]) for r in rows[: i + 1]) for i in range(len(rows))]
-            noise = [number_or_nan(r["noise_scale"]) for r in rows]
-            axis.plot(steps, noise, color=colour, linewidth=1, alpha=0.8,
-                      label=None if name in labelled else name)
-            axis.plot(steps, [float(r["episodes"]) for r in rows], color=colour, linestyle="--", linewidth=1, alpha=0.5)
+            label = None if name in labelled else name
+            noise_axis.plot(steps, [number_or_nan(r["noise_scale"]) for r in rows], color=colour, linewidth=1,
+                            alpha=0.8, label=label)
+            noise_axis.plot(steps, [float(r["episodes"]) for r in rows], color=colour, linestyle="--", linewidth=1,
+                            alpha=0.5)
+            return_axis.plot(steps, [float(r["return_mean"]) for r in rows], color=colour, linewidth=1, alpha=0.8,
+                             label=label)
             labelled.add(name)
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_title(f"{env}: noise scale B (solid), N (dashed)", fontsize="medium")
-        axis.set_xlabel("environment steps so far")
-        axis.set_ylabel("episodes")
-        axis.legend(fontsize="small")
-        axis.grid(alpha=0.3)
+        return_axis.axhline(threshold(env), color="black", linewidth=0.8, linestyle=":")
+        noise_axis.set_yscale("log")
+        noise_axis.set_title(f"{env}: noise scale B (solid), N (dashed)", fontsize="medium")
+        noise_axis.set_ylabel("episodes")
+        return_axis.set_title(f"{env}: batch mean return (threshold dotted)", fontsize="medium")
+        return_axis.set_ylabel("return")
+        return_axis.set_xlabel("environment steps so far")
+        for axis in (noise_axis, return_axis):
+            axis.set_xscale("log")
+            axis.legend(fontsize="small")
+            axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(out, dpi=100)
 
@@ -198,39 +230,43 @@ def number_or_nan(value) -> float:
 
 
 def read_csv(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
     with open(path, newline="") as file:
         return list(csv.DictReader(file))
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+def append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
-def report(runs: list[dict], curves: list[dict], out: Path) -> None:
-    (out / "noise_scale.md").write_text(table(runs))
+def report(curves: list[dict], finished: list[dict], out: Path) -> None:
+    text = table(curves, finished)
+    (out / "noise_scale.md").write_text(text)
     plot(curves, out / "noise_scale.png")
-    print(table(runs))
+    print(text)
     print(f"wrote {out / 'noise_scale.md'} and {out / 'noise_scale.png'}")
 
 
-def benchmark(args) -> tuple[list[dict], list[dict]]:
-    runs, curves = [], []
+def benchmark(args) -> None:
+    """Every chosen run, its curve to OUT/noise_scale.csv as it goes and a line in OUT/runs.csv at its end."""
     for env in args.envs:
         recipe = Config.from_yaml(RECIPES[env], backend="local", iterations=args.iterations,
                                   stop_return=threshold(env))
-        budget = args.steps or STEP_BUDGETS[env]
         for seed in args.seeds:
             for name, overrides in chosen(kinds(recipe), args.runs):
-                rows = run(recipe.replace(seed=seed, **overrides), budget)
-                runs.append(summary(env, seed, name, rows))
-                curves += [{"env": env, "seed": seed, "run": name, **row} for row in rows]
-                print(runs[-1], flush=True)
-                write_csv(args.out / "runs.csv", runs)  # as it goes, so an interrupted run keeps what finished
-                write_csv(args.out / "noise_scale.csv", curves)
-    return runs, curves
+                writer = CurveWriter(args.out / "noise_scale.csv", env=env, seed=seed, run=name)
+                run(recipe.replace(seed=seed, **overrides), args.steps or STEP_BUDGETS[env], writer)
+                append_csv(args.out / "runs.csv", {
+                    "env": env, "seed": seed, "run": name, "load_1min_at_end": round(os.getloadavg()[0], 2),
+                    "finished_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                })
+                print(f"{env}, seed {seed}, {name}: done, load average {format_load()}", flush=True)
 
 
 def main() -> None:
@@ -249,13 +285,14 @@ def main() -> None:
     os.chdir(ROOT)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"load average (1 / 5 / 15 min) at the start: {format_load()}", flush=True)
-    if args.report:
-        runs = [row for folder in args.report for row in read_csv(folder / "runs.csv")]
-        curves = [row for folder in args.report for row in read_csv(folder / "noise_scale.csv")]
-    else:
-        runs, curves = benchmark(args)
-        runs, curves = read_csv(args.out / "runs.csv"), read_csv(args.out / "noise_scale.csv")
-    report(runs, curves, args.out)
+    if not args.report:
+        if (args.out / "noise_scale.csv").exists():
+            parser.error(f"{args.out} holds an earlier benchmark's noise_scale.csv: choose another --out")
+        benchmark(args)
+    folders = args.report or [args.out]
+    curves = [row for folder in folders for row in read_csv(folder / "noise_scale.csv")]
+    finished = [row for folder in folders for row in read_csv(folder / "runs.csv")]
+    report(curves, finished, args.out)
     print(f"load average (1 / 5 / 15 min) at the end: {format_load()}")
 
 

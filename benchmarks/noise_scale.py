@@ -189,6 +189,7 @@ def plot(curves: list[dict], out: Path) -> None:
     from matplotlib.figure import Figure
 
     envs = list(dict.fromkeys(row["env"] for row in curves))
+    names = sorted(dict.fromkeys(row["run"] for row in curves), key=order)  # one colour per kind in every panel
     figure = Figure(figsize=(6 * len(envs), 8))
     axes = figure.subplots(2, len(envs), squeeze=False, sharex="col")
     for column, env in enumerate(envs):
@@ -197,9 +198,8 @@ def plot(curves: list[dict], out: Path) -> None:
         for row in curves:
             if row["env"] == env:
                 runs.setdefault((row["run"], row["seed"]), []).append(row)
-        names = sorted(dict.fromkeys(name for name, _ in runs), key=order)
         labelled = set()
-        for (name, _), rows in runs.items():
+        for (name, _), rows in sorted(runs.items(), key=lambda item: order(item[0][0])):
             colour = f"C{names.index(name)}"
             steps = [sum(float(r["steps"]) for r in rows[: i + 1]) for i in range(len(rows))]
             label = None if name in labelled else name

@@ -7,9 +7,9 @@
 
 For each task, its recipe (configs/*.yaml) is run with the recipe's N, with two other fixed N
 (half and twice it), and with adaptive N starting from half the recipe's N (``kinds``), in
-this process on the local backend (no Ray: the comparison is of N, not of the backend). A run stops when an
-iteration's mean return reaches the task's threshold (``THRESHOLDS``; that batch takes no
-step), after --iterations, or once its environment steps reach the task's budget
+this process on the local backend (no Ray: the comparison is of N, not of the backend). A run
+stops when an iteration's mean return reaches the task's threshold (gymnasium's
+reward_threshold, else ``THRESHOLDS``; that batch takes no step), after --iterations, or once its environment steps reach the task's budget
 (``STEP_BUDGETS``, --steps), so that a large fixed N cannot take the whole machine; a run
 stopped so has not reached the threshold and counts as slower than every run that did.
 Per run it records every iteration's N, noise scale, environment steps and seconds
@@ -18,7 +18,7 @@ Per run it records every iteration's N, noise scale, environment steps and secon
     OUT/noise_scale.csv     a row per iteration of every run, written as the iteration ends
     OUT/runs.csv            a row per run that ended (threshold or budget), with the load average then
     OUT/noise_scale.md      per task and kind: min / median / max over seeds of each
-    OUT/noise_scale.png     the noise scale (solid) and N (dashed) over training, per task
+    OUT/noise_scale.png     per task, the noise scale (solid), N (dashed) and the return over training
 
 Times are those of whatever else runs on the machine: compare environment steps first.
 """

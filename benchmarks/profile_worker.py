@@ -5,7 +5,9 @@
     .venv/bin/py-spy record -o worker.svg -- .venv/bin/python benchmarks/profile_worker.py
 
 It runs the chunks one after another in this process, as the local backend does, and
-times the parts of the worker with clocks wrapped around them (no profiler's overhead):
+times the parts of the worker with clocks wrapped around them (no profiler's overhead),
+clocks of this thread's CPU time (``time.thread_time``), so that other processes on a shared
+machine do not inflate the parts (their cache and memory traffic still can):
 env.step, the policy's forward pass (its net), turning the net's output into actions
 (pgdist's fast path, Policy.act: normalising the logits and the Gumbel-max draw), the rest of rollout() (numpy bookkeeping, tensor conversion, the
 loop itself), and the gradient pass (gradient_sum: one forward and one backward).
@@ -41,22 +43,36 @@ class Clock:
         def timed(*args, **kwargs):
             if not active():
                 return function(*args, **kwargs)
-            start = time.perf_counter()
+            start = time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - start
+                self.seconds += time.thread_time() - start
                 self.calls += 1
 
         return timed
 
 
-def build(config: Config):
+def build(config: Config, balancing: bool = False):
     spaces = env_spaces(config.env)
     policy = make_policy(spaces.observation_size, spaces.action_space, config.hidden, config.seed)
+    if balancing:
+        balance(policy)
     worker = RolloutWorker(config.env, policy, Estimator.of(config), layout(config).envs_per_chunk)
     theta = parameters_to_vector(policy).numpy()
     return worker, theta
+
+
+def balance(policy) -> None:
+    """CartPole's policy pushes towards where the pole falls (angle + angular velocity), nearly always:
+    its episodes last to the 500-step cap, the most steps a chunk can hold."""
+    with torch.no_grad():
+        for parameter in policy.parameters():
+            parameter.zero_()
+        first, second, last = (layer for layer in policy.net if isinstance(layer, torch.nn.Linear))
+        first.weight[0, 2:4] = 20.0
+        second.weight[0, 0] = 3.0
+        last.weight[:, 0] = torch.tensor([-20.0, 20.0])
 
 
 def run_iteration(worker, theta, config, batch):
@@ -93,9 +109,9 @@ def timed_breakdown(config: Config, iterations: int) -> None:
     original_forward = pgdist.policy.mlp_forward
     pgdist.policy.mlp_forward = clocks["net"].wrap(original_forward, rollout_active)
     try:
-        start = time.perf_counter()
+        start = time.thread_time()
         steps = sum(run_iteration(worker, theta, config, batch) for batch in range(1, iterations + 1))
-        wall = time.perf_counter() - start
+        wall = time.thread_time() - start
     finally:
         pgdist.policy.mlp_forward = original_forward
     c = {name: clock.seconds for name, clock in clocks.items()}
@@ -113,7 +129,7 @@ def timed_breakdown(config: Config, iterations: int) -> None:
         f"envs_per_chunk={layout(config).envs_per_chunk}, {iterations} iteration(s), torch threads {torch.get_num_threads()}"
     )
     print()
-    print(f"{steps} kept env steps in {wall:.3f} s = {steps / wall:,.0f} steps/s; "
+    print(f"{steps} kept env steps in {wall:.3f} CPU s = {steps / wall:,.0f} steps per CPU second; "
           f"{loop_steps} lockstep iterations of the vector env ({steps / loop_steps:.1f} kept steps each)")
     print()
     print("| part | seconds | share | µs per lockstep iteration |")
@@ -141,12 +157,12 @@ def cprofile_top(config: Config, top: int) -> None:
     print("```")
 
 
-def peak_memory(config: Config) -> None:
+def peak_memory(config: Config, balancing: bool) -> None:
     """A worker's peak RSS for one chunk of the configuration's layout (the first of N), against its RSS before.
 
     Run it in a fresh process per chunk size: the peak (ru_maxrss) never comes down.
     """
-    worker, theta = build(config)
+    worker, theta = build(config, balancing)
     cut = layout(config)
     worker.run(theta, 0, make_chunks(min(cut.envs_per_chunk, config.episodes), cut.chunk_episodes, config.seed, 0)[0])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -167,6 +183,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cprofile", type=int, default=0, metavar="TOP", help="also print cProfile's top entries")
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--balancing", action="store_true",
+                        help="with --memory on CartPole-v1: a policy that balances the pole, so episodes last 500 steps")
     parser.add_argument("--memory", action="store_true",
                         help="only a worker's peak RSS for one chunk (a markdown table row: env, chunk episodes, "
                         "copies, kept steps, mean length, RSS before MiB, peak MiB, bytes per kept step, seconds)")
@@ -181,7 +199,7 @@ def main(argv=None) -> int:
         backend="local",
     )
     if args.memory:
-        peak_memory(config)
+        peak_memory(config, args.balancing)
         return 0
     timed_breakdown(config, args.iterations)
     if args.cprofile:

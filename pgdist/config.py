@@ -91,7 +91,7 @@ class Config:
         None,
         "episodes per chunk, the unit of work handed to a worker; N is cut into such chunks. Default: "
         "pgdist.layout's rule, from N and the env's episode cap alone (never from the workers): N in "
-        "equal chunks of at most 8192 episodes, and in 4 chunks where N allows 500 episodes each or more",
+        "equal chunks of at most 16384 episodes, and in 2 chunks or more where N allows 500 episodes each",
     )
     envs_per_chunk: int | None = _field(
         None,

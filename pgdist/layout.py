@@ -10,10 +10,11 @@ The rule, derived from a sweep on 2 cores (docs/benchmarks.md, "Defaults that sc
 - A lockstep of the vector env and the policy costs a fixed part ``a`` plus a part ``b`` per
   copy, so a worker is fastest on few, large chunks: up to MAX_CHUNK episodes a chunk gets
   faster per step as it grows (the fixed part is shared by more copies).
-- N is cut into equal chunks of at most MAX_CHUNK episodes, and into FEW_CHUNKS (a power of
-  two, for machines of 2, 4, 8... cores) where N allows chunks of MIN_CHUNK episodes or more:
-  smaller chunks cost more per step than the idle workers they would feed. So large N leaves
-  N / MAX_CHUNK chunks, enough for that many workers; small N stays in one or two chunks.
+- N is cut into equal chunks of at most MAX_CHUNK episodes, and into FEW_CHUNKS where N allows
+  chunks of MIN_CHUNK episodes or more: on 2 workers, 2 chunks of N/2 beat 4 of N/4 by 10-30%
+  at every N measured, as a chunk's steps get cheaper the larger it is. So large N leaves
+  N / MAX_CHUNK chunks, enough for that many workers; smaller N makes 2 chunks, and more workers
+  than chunks are told how to feed them (``Learner.tell_idle_workers``).
 - A chunk waits for its last kept episode while its other copies run episodes it drops; a
   chunk of E episodes on W copies takes about (E/W)(L+1) + T locksteps (L the mean episode
   length, T the tail), each costing a + bW, least at W = sqrt((L+1) a E / (T b)): the copies
@@ -31,12 +32,12 @@ from dataclasses import dataclass
 from pgdist.config import Config
 from pgdist.envs import time_limit
 
-FEW_CHUNKS = 4
+FEW_CHUNKS = 2
 MIN_CHUNK = 500
-MAX_CHUNK = 8192
+MAX_CHUNK = 16384
 COPIES_PER_ROOT = 20
 MAX_ENVS = 4096
-MAX_CHUNK_STEPS = 2**22  # about 4 million steps of a chunk held at once
+MAX_CHUNK_STEPS = 2**23  # about 8 million steps of a chunk held at once
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,14 @@ def test_the_layout_depends_on_the_configuration_not_on_the_workers(episodes):
         assert layout(other) == cut
     assert 1 <= cut.envs_per_chunk <= min(cut.chunk_episodes, MAX_ENVS)
     assert cut.chunk_episodes <= MAX_CHUNK and cut.chunk_episodes * 500 <= MAX_CHUNK_STEPS  # CartPole's cap: 500
-    if episodes >= 4 * MIN_CHUNK:
-        assert cut.chunks(episodes) >= 4, "N that allows it makes chunks for a few workers"
+    if episodes >= 2 * MIN_CHUNK:
+        assert cut.chunks(episodes) >= 2, "N that allows it makes chunks for more than one worker"
     chunk_sizes = {min(cut.chunk_episodes, episodes - start) for start in range(0, episodes, cut.chunk_episodes)}
     assert max(chunk_sizes) - min(chunk_sizes) <= cut.chunks(episodes), "chunks of N are (nearly) equal"
 
 
 def test_large_n_leaves_chunks_for_many_workers():
-    assert layout(Config(episodes=1_000_000)).chunks(1_000_000) >= 100
+    assert layout(Config(episodes=1_000_000)).chunks(1_000_000) >= 60
 
 
 def test_the_episode_cap_bounds_a_chunk_s_steps():
@@ -52,7 +52,7 @@ def test_adaptive_n_gets_two_chunks_or_more():
 
 
 def test_the_default_layout_gives_one_theta_for_any_number_of_workers(ray_instance):
-    """N = 2000 makes several chunks under the rule: 3 Ray workers and one local worker agree."""
+    """N = 2000 makes 2 chunks under the rule: 3 Ray workers and one local worker agree."""
     config = Config(env="CartPole-v1", episodes=2000, lr=0.02, seed=4, workers=3)
     assert layout(config).chunks(2000) > 1
     thetas = []
@@ -70,7 +70,8 @@ class FourWorkers(LocalBackend):
     workers = 4
 
 
-@pytest.mark.parametrize("episodes,chunk_episodes,told", [(4000, 2000, True), (100, None, False), (8000, None, False)])
+@pytest.mark.parametrize("episodes,chunk_episodes,told", [
+    (4000, 2000, True), (100, None, False), (1000, None, False), (8000, None, True), (256_000, None, False)])
 def test_idle_workers_are_told_in_pgdist_s_words_only_when_smaller_chunks_would_feed_them(
         caplog, episodes, chunk_episodes, told):
     config = Config(env="CartPole-v1", episodes=episodes, chunk_episodes=chunk_episodes, backend="local")
@@ -79,4 +80,5 @@ def test_idle_workers_are_told_in_pgdist_s_words_only_when_smaller_chunks_would_
     lines = [record.getMessage() for record in caplog.records if "idle" in record.getMessage()]
     assert bool(lines) == told
     if told:
-        assert lines[0].startswith("pgdist: N=4000 makes 2 chunk(s)") and "chunk_episodes" in lines[0]
+        assert lines[0].startswith(f"pgdist: N={episodes} makes 2 chunk(s)")
+        assert f"chunk_episodes (--chunk-episodes) to {episodes // 4} or less" in lines[0]

@@ -252,6 +252,7 @@ class RawResult:
     policy: bool  # actions from the policy (env + policy), or a fixed random sequence (env alone)
     steps: int
     seconds: float
+    cpu_seconds: float  # this process's CPU time over the same steps: what other work on the machine inflates less
 
     @property
     def steps_per_second(self) -> float:
@@ -278,7 +279,7 @@ def run_raw(width: int, seconds: float, policy: bool = True, repeats: int = 4) -
     with torch.inference_mode():
         for repeat in range(repeats + 1):  # the first is a warm-up
             steps = 0
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             while True:
                 for _ in range(50):
                     actions = act(torch.as_tensor(states)).numpy() if policy else table_of_actions[step % 64]
@@ -289,7 +290,7 @@ def run_raw(width: int, seconds: float, policy: bool = True, repeats: int = 4) -
                 elapsed = time.perf_counter() - start
                 if elapsed >= seconds / repeats:
                     break
-            result = RawResult(width, policy, steps, elapsed)
+            result = RawResult(width, policy, steps, elapsed, time.process_time() - cpu)
             if repeat and (best is None or result.steps_per_second > best.steps_per_second):
                 best = result
     env.close()
@@ -639,6 +640,7 @@ def run_worker_ratio(args, chunk_episodes: int, envs_per_chunk: int) -> int:
     print_machine(args)
     print()
     raw, ratios, speeds = [], {name: [] for name in ESTIMATORS}, {name: [] for name in ESTIMATORS}
+    cpu_ratios = {name: [] for name in ESTIMATORS}
     for _ in range(args.worker_ratio):
         ceiling = run_raw(envs_per_chunk, args.raw_seconds)
         raw.append(ceiling.steps_per_second)
@@ -646,13 +648,16 @@ def run_worker_ratio(args, chunk_episodes: int, envs_per_chunk: int) -> int:
             row = measure(base.replace(**fields), args.iterations, args.min_seconds, name)
             speeds[name].append(row.steps_per_second)
             ratios[name].append(row.steps_per_second / ceiling.steps_per_second)
+            cpu_ratios[name].append(row.total("steps") / row.total("driver_cpu_seconds") / (ceiling.steps / ceiling.cpu_seconds))
     eq23 = float(np.median(ratios["Eq. 23 (total return)"]))
+    eq23_cpu = float(np.median(cpu_ratios["Eq. 23 (total return)"]))
     table(
         ["estimator", "worker steps/s (median)", f"raw ceiling W={envs_per_chunk} (median)", "ratio (median)",
-         "ratios of the repeats", "/ Eq. 23's ratio"],
+         "ratios of the repeats", "/ Eq. 23's ratio", "ratio in CPU time (median)", "/ Eq. 23's (CPU time)"],
         [
             [name, f"{np.median(speeds[name]):,.0f}", f"{np.median(raw):,.0f}", f"{np.median(ratios[name]):.3f}",
-             " ".join(f"{r:.3f}" for r in ratios[name]), f"{np.median(ratios[name]) / eq23:.2f}"]
+             " ".join(f"{r:.3f}" for r in ratios[name]), f"{np.median(ratios[name]) / eq23:.2f}",
+             f"{np.median(cpu_ratios[name]):.3f}", f"{np.median(cpu_ratios[name]) / eq23_cpu:.2f}"]
             for name in ESTIMATORS
         ],
     )

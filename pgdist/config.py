@@ -96,7 +96,7 @@ class Config:
     envs_per_chunk: int | None = _field(
         None,
         "environment copies a worker steps in lockstep while it runs a chunk. Default: pgdist.layout's "
-        "rule, 20 sqrt(chunk_episodes) (at most 4096, and one per episode): a lockstep costs a fixed part "
+        "rule, 32 sqrt(chunk_episodes) (at most 4096, and one per episode): a lockstep costs a fixed part "
         "plus a part per copy, and copies idle while a chunk's last episodes finish",
     )
     backend: str = _field(

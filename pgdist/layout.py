@@ -35,7 +35,7 @@ from pgdist.envs import time_limit
 FEW_CHUNKS = 2
 MIN_CHUNK = 500
 MAX_CHUNK = 16384
-COPIES_PER_ROOT = 20
+COPIES_PER_ROOT = 32
 MAX_ENVS = 4096
 MAX_CHUNK_STEPS = 2**23  # about 8 million steps of a chunk held at once
 

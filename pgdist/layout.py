@@ -11,7 +11,7 @@ The rule, derived from a sweep on 2 cores (docs/benchmarks.md, "Defaults that sc
   copy, so a worker is fastest on few, large chunks: up to MAX_CHUNK episodes a chunk gets
   faster per step as it grows (the fixed part is shared by more copies).
 - N is cut into equal chunks of at most MAX_CHUNK episodes, and into FEW_CHUNKS where N allows
-  chunks of MIN_CHUNK episodes or more: on 2 workers, 2 chunks of N/2 beat 4 of N/4 by 10-30%
+  chunks of MIN_CHUNK episodes or more: on 2 workers, 2 chunks of N/2 beat 4 of N/4 by 15-45%
   at every N measured, as a chunk's steps get cheaper the larger it is. So large N leaves
   N / MAX_CHUNK chunks, enough for that many workers; smaller N makes 2 chunks, and more workers
   than chunks are told how to feed them (``Learner.tell_idle_workers``).

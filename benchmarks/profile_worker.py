@@ -5,7 +5,9 @@
     .venv/bin/py-spy record -o worker.svg -- .venv/bin/python benchmarks/profile_worker.py
 
 It runs the chunks one after another in this process, as the local backend does, and
-times the parts of the worker with clocks wrapped around them (no profiler's overhead):
+times the parts of the worker with clocks wrapped around them (no profiler's overhead),
+clocks of this thread's CPU time (``time.thread_time``), so that other processes on a shared
+machine do not inflate the parts (their cache and memory traffic still can):
 env.step, the policy's forward pass (its net), turning the net's output into actions
 (pgdist's fast path, Policy.act: normalising the logits and the Gumbel-max draw), the rest of rollout() (numpy bookkeeping, tensor conversion, the
 loop itself), and the gradient pass (gradient_sum: one forward and one backward).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import resource
 import sys
 import time
 
@@ -26,6 +29,7 @@ from pgdist.estimators import Estimator
 from pgdist.config import Config
 from pgdist.policy import make_policy
 from pgdist.envs import env_spaces
+from pgdist.layout import layout
 from pgdist.worker import RolloutWorker, make_chunks
 from pgdist.policy import parameters_to_vector
 
@@ -39,27 +43,41 @@ class Clock:
         def timed(*args, **kwargs):
             if not active():
                 return function(*args, **kwargs)
-            start = time.perf_counter()
+            start = time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - start
+                self.seconds += time.thread_time() - start
                 self.calls += 1
 
         return timed
 
 
-def build(config: Config):
+def build(config: Config, balancing: bool = False):
     spaces = env_spaces(config.env)
     policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
-    worker = RolloutWorker(config.env, policy, Estimator.of(config), config.envs_per_chunk)
+    if balancing:
+        balance(policy)
+    worker = RolloutWorker(config.env, policy, Estimator.of(config), layout(config).envs_per_chunk)
     theta = parameters_to_vector(policy).numpy()
     return worker, theta
 
 
+def balance(policy) -> None:
+    """CartPole's policy pushes towards where the pole falls (angle + angular velocity), nearly always:
+    its episodes last to the 500-step cap, the most steps a chunk can hold."""
+    with torch.no_grad():
+        for parameter in policy.parameters():
+            parameter.zero_()
+        first, second, last = (layer for layer in policy.net if isinstance(layer, torch.nn.Linear))
+        first.weight[0, 2:4] = 20.0
+        second.weight[0, 0] = 3.0
+        last.weight[:, 0] = torch.tensor([-20.0, 20.0])
+
+
 def run_iteration(worker, theta, config, batch):
     steps = 0
-    for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, batch):
+    for chunk in make_chunks(config.episodes, layout(config).chunk_episodes, config.seed, batch):
         steps += worker.run(theta, 0, chunk).steps
     return steps
 
@@ -91,9 +109,9 @@ def timed_breakdown(config: Config, iterations: int) -> None:
     original_forward = pgdist.policy.mlp_forward
     pgdist.policy.mlp_forward = clocks["net"].wrap(original_forward, rollout_active)
     try:
-        start = time.perf_counter()
+        start = time.thread_time()
         steps = sum(run_iteration(worker, theta, config, batch) for batch in range(1, iterations + 1))
-        wall = time.perf_counter() - start
+        wall = time.thread_time() - start
     finally:
         pgdist.policy.mlp_forward = original_forward
     c = {name: clock.seconds for name, clock in clocks.items()}
@@ -107,11 +125,11 @@ def timed_breakdown(config: Config, iterations: int) -> None:
         ("run() outside rollout/gradient_sum (load theta)", c["run"] - c["rollout"] - c["gradient_sum"]),
     ]
     print(
-        f"## worker time, N={config.episodes}, chunk_episodes={config.chunk_episodes}, "
-        f"envs_per_chunk={config.envs_per_chunk}, {iterations} iteration(s), torch threads {torch.get_num_threads()}"
+        f"## worker time, N={config.episodes}, chunk_episodes={layout(config).chunk_episodes}, "
+        f"envs_per_chunk={layout(config).envs_per_chunk}, {iterations} iteration(s), torch threads {torch.get_num_threads()}"
     )
     print()
-    print(f"{steps} kept env steps in {wall:.3f} s = {steps / wall:,.0f} steps/s; "
+    print(f"{steps} kept env steps in {wall:.3f} CPU s = {steps / wall:,.0f} steps per CPU second; "
           f"{loop_steps} lockstep iterations of the vector env ({steps / loop_steps:.1f} kept steps each)")
     print()
     print("| part | seconds | share | µs per lockstep iteration |")
@@ -139,24 +157,50 @@ def cprofile_top(config: Config, top: int) -> None:
     print("```")
 
 
+def peak_memory(config: Config, balancing: bool) -> None:
+    """A worker's peak RSS for one chunk of the configuration's layout (the first of N), against its RSS before.
+
+    Run it in a fresh process per chunk size: the peak (ru_maxrss) never comes down.
+    """
+    worker, theta = build(config, balancing)
+    cut = layout(config)
+    worker.run(theta, 0, make_chunks(min(cut.envs_per_chunk, config.episodes), cut.chunk_episodes, config.seed, 0)[0])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    chunk = make_chunks(config.episodes, cut.chunk_episodes, config.seed, 1)[0]
+    start = time.perf_counter()
+    result = worker.run(theta, 0, chunk)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"| {config.env} | {chunk.episodes} | {cut.envs_per_chunk} | {result.steps:,} | {result.steps / chunk.episodes:.0f} "
+          f"| {before:,.0f} | {peak:,.0f} | {1024**2 * (peak - before) / result.steps:,.0f} | {time.perf_counter() - start:.1f} |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=4000)
-    parser.add_argument("--chunk-episodes", type=int, default=Config().chunk_episodes)
-    parser.add_argument("--envs-per-chunk", type=int, default=Config().envs_per_chunk)
+    parser.add_argument("--chunk-episodes", type=int, help="default: pgdist.layout's rule for N")
+    parser.add_argument("--envs-per-chunk", type=int, help="default: pgdist.layout's rule for the chunk")
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--cprofile", type=int, default=0, metavar="TOP", help="also print cProfile's top entries")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--balancing", action="store_true",
+                        help="with --memory on CartPole-v1: a policy that balances the pole, so episodes last 500 steps")
+    parser.add_argument("--memory", action="store_true",
+                        help="only a worker's peak RSS for one chunk (a markdown table row: env, chunk episodes, "
+                        "copies, kept steps, mean length, RSS before MiB, peak MiB, bytes per kept step, seconds)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.torch_threads)
     config = Config(
-        env="CartPole-v1",
+        env=args.env,
         episodes=args.episodes,
         chunk_episodes=args.chunk_episodes,
         envs_per_chunk=args.envs_per_chunk,
         seed=0,
         backend="local",
     )
+    if args.memory:
+        peak_memory(config, args.balancing)
+        return 0
     timed_breakdown(config, args.iterations)
     if args.cprofile:
         cprofile_top(config, args.cprofile)

@@ -27,10 +27,13 @@ All rows use the same policy size (Linear(4,8)-Tanh-Linear(8,8)-Tanh-Linear(8,2)
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 
 import gymnasium
@@ -40,6 +43,7 @@ import torch
 import pgdist
 from pgdist import Config, Learner
 from pgdist.envs import make_env
+from pgdist.layout import layout
 from pgdist.policy import Policy, actor
 from pgdist.reference import train as reference_train
 
@@ -50,9 +54,7 @@ HIDDEN = (8, 8)
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.torch_threads)
-    defaults = Config()
-    chunk_episodes = args.chunk_episodes or defaults.chunk_episodes
-    envs_per_chunk = args.envs_per_chunk or defaults.envs_per_chunk
+    chunk_episodes, envs_per_chunk = args.chunk_episodes, args.envs_per_chunk  # None: pgdist.layout's rule
     if args.worker_ratio:
         return run_worker_ratio(args, chunk_episodes, envs_per_chunk)
 
@@ -64,14 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     reference = run_reference(args.reference_iterations, args.reference_episodes)
     print_reference(reference)
 
-    widths = sorted(set(args.widths) | {envs_per_chunk})  # always the workers' own width too
-    raw = [run_raw(width, args.raw_seconds) for width in widths]
+    base = base_config(chunk_episodes, envs_per_chunk)
+    widths = sorted(set(args.widths) | {layout(base.replace(episodes=n)).envs_per_chunk for n in args.episodes})
+    raw = [run_raw(width, args.raw_seconds, policy) for width in widths for policy in (False, True)]
     print_raw(raw)
 
-    rows = run_pgdist(args, chunk_episodes, envs_per_chunk)
-    print_pgdist(rows, chunk_episodes, envs_per_chunk)
+    rows = run_pgdist(args, base)
+    print_pgdist(rows, raw)
     print_learner_time(rows)
-    print_summary(args, reference, raw, rows)
+    train = None
+    if args.train_episodes:
+        train = run_train_command(args.train_episodes, max(args.workers, default=1), args.train_iterations)
+    print_summary(args, reference, raw, rows, train)
     print(f"load average at the end: {format_load()}")
     return 0
 
@@ -80,15 +86,19 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a short run: fewer iterations, smaller N")
     parser.add_argument("--episodes", type=int, nargs="+", help="N values for pgdist (default: 1000 4000 16000)")
-    parser.add_argument("--workers", type=int, nargs="+", help="Ray worker counts (default: 1 2; 0: no Ray rows)")
+    parser.add_argument("--workers", type=int, nargs="+", help="Ray worker counts (default: 1 .. the CPUs; 0: no Ray rows)")
     parser.add_argument("--no-local", action="store_true", help="skip the local backend's rows")
-    parser.add_argument("--chunk-episodes", type=int, help=f"Config.chunk_episodes (default: {Config().chunk_episodes})")
-    parser.add_argument("--envs-per-chunk", type=int, help=f"Config.envs_per_chunk (default: {Config().envs_per_chunk})")
+    parser.add_argument("--chunk-episodes", type=int, help="Config.chunk_episodes (default: pgdist.layout's rule for each N)")
+    parser.add_argument("--envs-per-chunk", type=int, help="Config.envs_per_chunk (default: pgdist.layout's rule)")
+    parser.add_argument("--train-episodes", type=int, default=32000,
+                        help="N of a whole `pgdist train --workers W` command, W the most --workers, timed from its "
+                        "metrics.csv (default: 32000; 0: none)")
+    parser.add_argument("--train-iterations", type=int, default=6, help="iterations of that command (default: 6)")
     parser.add_argument("--iterations", type=int, help="measured pgdist iterations per row, at least (default: 3)")
     parser.add_argument(
         "--min-seconds", type=float, help="keep measuring a pgdist row until this much time has passed (default: 4)"
     )
-    parser.add_argument("--widths", type=int, nargs="+", help="vector widths of the raw ceiling (default: 16 64 256, and --envs-per-chunk)")
+    parser.add_argument("--widths", type=int, nargs="+", help="vector widths of the raw ceiling (default: 64, and the workers' own)")
     parser.add_argument("--raw-seconds", type=float, help="seconds per raw-ceiling width, in 4 repeats (default: 2)")
     parser.add_argument("--reference-iterations", type=int, help="measured iterations of the reference (default: 40)")
     parser.add_argument("--reference-episodes", type=int, default=10, help="N of the reference loop (default: 10)")
@@ -110,11 +120,11 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     quick = args.quick
     fill = {
-        "episodes": [32000] if args.worker_ratio else [1000, 4000] if quick else [1000, 4000, 16000],
-        "workers": [1, 2],
+        "episodes": [32000] if args.worker_ratio else [1000, 32000] if quick else [1000, 4000, 32000],
+        "workers": list(range(1, (os.cpu_count() or 1) + 1)),
         "iterations": 1 if quick or args.worker_ratio else 3,
         "min_seconds": 0.0 if quick or args.worker_ratio else 4.0,
-        "widths": [16, 64, 256],
+        "widths": [64],
         "raw_seconds": 0.5 if quick else 2.0,
         "reference_iterations": 10 if quick else 40,
     }
@@ -239,63 +249,68 @@ def print_reference(result: ReferenceResult) -> None:
 @dataclasses.dataclass
 class RawResult:
     width: int
+    policy: bool  # actions from the policy (env + policy), or a fixed random sequence (env alone)
     steps: int
     seconds: float
+    cpu_seconds: float  # this process's CPU time over the same steps: what other work on the machine inflates less
 
     @property
     def steps_per_second(self) -> float:
         return self.steps / self.seconds
 
 
-def run_raw(width: int, seconds: float, repeats: int = 4) -> RawResult:
-    """Step gymnasium's CartPoleVectorEnv with batched sampling, no autograd, no learning.
+def run_raw(width: int, seconds: float, policy: bool = True, repeats: int = 4) -> RawResult:
+    """Step gymnasium's CartPoleVectorEnv, with batched sampling (``policy``) or alone; no learning.
 
-    Actions come from ``pgdist.policy.actor``, the fastest draw pgdist has (the one its
-    workers use), so that a faster sampler in the workers does not lower the ceiling.
+    The policy's actions come from ``pgdist.policy.actor``, the fastest draw pgdist has (the
+    one its workers use), so that a faster sampler in the workers does not lower the ceiling;
+    the env alone takes actions from a table drawn beforehand.
 
     The best of ``repeats`` runs of ``seconds / repeats`` each, so that a burst of other
     work on the machine does not set the ceiling.
     """
     torch.manual_seed(0)
-    policy = Policy(4, 2, HIDDEN)
-    act = actor(policy, torch.Generator().manual_seed(0))
+    act = actor(Policy(4, 2, HIDDEN), torch.Generator().manual_seed(0))
+    table_of_actions = np.random.default_rng(0).integers(0, 2, size=(64, width))
     env = gymnasium.make_vec(ENV, num_envs=width)
     states, _ = env.reset(seed=0)
     resetting = np.zeros(width, dtype=bool)
-    best = None
+    best, step = None, 0
     with torch.inference_mode():
-        for _ in range(20):  # warm-up
-            actions = act(torch.as_tensor(states)).numpy()
-            states, _, terminated, truncated, _ = env.step(actions)
-            resetting = terminated | truncated
-        for _ in range(repeats):
+        for repeat in range(repeats + 1):  # the first is a warm-up
             steps = 0
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             while True:
                 for _ in range(50):
-                    actions = act(torch.as_tensor(states)).numpy()
+                    actions = act(torch.as_tensor(states)).numpy() if policy else table_of_actions[step % 64]
                     states, _, terminated, truncated, _ = env.step(actions)
                     steps += width - int(np.count_nonzero(resetting))  # an autoreset step is no env step
                     resetting = terminated | truncated
+                    step += 1
                 elapsed = time.perf_counter() - start
                 if elapsed >= seconds / repeats:
                     break
-            result = RawResult(width, steps, elapsed)
-            if best is None or result.steps_per_second > best.steps_per_second:
+            result = RawResult(width, policy, steps, elapsed, time.process_time() - cpu)
+            if repeat and (best is None or result.steps_per_second > best.steps_per_second):
                 best = result
     env.close()
     return best
 
 
+def raw_at(raw: list[RawResult], width: int, policy: bool = True) -> RawResult | None:
+    return next((r for r in raw if r.width == width and r.policy == policy), None)
+
+
 def print_raw(results: list[RawResult]) -> None:
-    print(f"## (b) the raw ceiling: gymnasium.make_vec({ENV!r}) + batched sampling under inference_mode, one process")
+    print(f"## (b) the raw ceilings: gymnasium.make_vec({ENV!r}), alone and with batched sampling under inference_mode, one process")
     print()
-    best = max(results, key=lambda r: r.steps_per_second)
+    widths = sorted({r.width for r in results})
     table(
-        ["width W", "env steps (best repeat)", "seconds", "steps/s", ""],
+        ["width W", "env alone steps/s", "env + policy steps/s", "policy's share of a lockstep"],
         [
-            [r.width, r.steps, f"{r.seconds:.2f}", f"{r.steps_per_second:,.0f}", "best" if r is best else ""]
-            for r in results
+            [w, f"{raw_at(results, w, False).steps_per_second:,.0f}", f"{raw_at(results, w).steps_per_second:,.0f}",
+             f"{1 - raw_at(results, w).steps_per_second / raw_at(results, w, False).steps_per_second:.0%}"]
+            for w in widths
         ],
     )
 
@@ -327,6 +342,7 @@ class Row:
     workers: int
     episodes: int
     chunks: int
+    chunk_episodes: int
     envs_per_chunk: int
     start_seconds: float  # building the Learner (and, for Ray, asking for the actors)
     warmup: Iteration
@@ -396,8 +412,9 @@ def measure(config: Config, iterations: int, min_seconds: float, label: str) -> 
         workers = learner.backend.workers
     finally:
         learner.close()
-    chunks = -(-config.episodes // config.chunk_episodes)
-    row = Row(label, workers, config.episodes, chunks, config.envs_per_chunk, start_seconds, warmup, measured)
+    cut = layout(config)
+    row = Row(label, workers, config.episodes, cut.chunks(config.episodes), cut.chunk_episodes, cut.envs_per_chunk,
+              start_seconds, warmup, measured)
     print(
         f"  measured {label:<14} N={config.episodes:<6} {len(measured)} iterations, "
         f"{row.steps_per_second:,.0f} steps/s",
@@ -407,8 +424,11 @@ def measure(config: Config, iterations: int, min_seconds: float, label: str) -> 
     return row
 
 
-def run_pgdist(args, chunk_episodes: int, envs_per_chunk: int) -> list[Row]:
-    base = Config(env=ENV, seed=0, lr=1e-3, chunk_episodes=chunk_episodes, envs_per_chunk=envs_per_chunk, hidden=HIDDEN)
+def base_config(chunk_episodes: int | None, envs_per_chunk: int | None) -> Config:
+    return Config(env=ENV, seed=0, lr=1e-3, chunk_episodes=chunk_episodes, envs_per_chunk=envs_per_chunk, hidden=HIDDEN)
+
+
+def run_pgdist(args, base: Config) -> list[Row]:
     rows = []
     if not args.no_local:
         for n in args.episodes:
@@ -433,34 +453,29 @@ def run_pgdist(args, chunk_episodes: int, envs_per_chunk: int) -> list[Row]:
     return rows
 
 
-def print_pgdist(rows: list[Row], chunk_episodes: int, envs_per_chunk: int) -> None:
-    print(
-        f"## (c) pgdist Learner.step() (gradient + Adam included), lr=1e-3, "
-        f"chunk_episodes={chunk_episodes}, envs_per_chunk={envs_per_chunk}"
-    )
+def print_pgdist(rows: list[Row], raw: list[RawResult]) -> None:
+    print("## (c) pgdist Learner.step() (gradient + Adam included), lr=1e-3, the layout of pgdist.layout unless overridden")
+    print()
+    print("'per worker / raw' is the row's steps/s per worker over the raw ceiling (env + policy) at its own width;")
+    print("'/ 1 worker' is over the same backend's 1-worker row at the same N (the ray rows: all workers actors).")
     print()
     table(
-        [
-            "backend",
-            "workers",
-            "N",
-            "chunks",
-            "measured iterations",
-            "mean episode length",
-            "s / iteration",
-            "steps/s",
-            "driver CPU s / iteration",
-        ],
+        ["backend", "workers", "N", "chunks", "chunk_episodes", "envs_per_chunk", "measured iterations",
+         "mean episode length", "s / iteration", "steps/s", "per worker / raw", "/ 1 worker", "driver CPU s / iteration"],
         [
             [
                 row.backend,
                 row.workers,
                 row.episodes,
                 row.chunks,
+                row.chunk_episodes,
+                row.envs_per_chunk,
                 len(row.measured),
                 f"{row.total('steps') / row.total('episodes'):.1f}",
                 f"{row.mean('seconds'):.3f}",
                 f"{row.steps_per_second:,.0f}",
+                ratio(row.steps_per_second / row.workers, raw_at(raw, row.envs_per_chunk)),
+                ratio(row.steps_per_second, one_worker(rows, row)),
                 f"{row.mean('driver_cpu_seconds'):.3f}",
             ]
             for row in rows
@@ -527,50 +542,76 @@ def print_learner_time(rows: list[Row]) -> None:
         table(["backend", "learner", "summing", "update", "N ratio"], ratios)
 
 
+def ratio(value: float, base) -> str:
+    if base is None:
+        return ""
+    return f"{value / (base if isinstance(base, float) else base.steps_per_second):.2f}"
+
+
+def one_worker(rows: list[Row], row: Row) -> Row | None:
+    if row.backend == "local":
+        return None
+    return find(rows, "ray, 1 worker(s)", row.episodes)
+
+
 def find(rows: list[Row], backend: str, episodes: int) -> Row | None:
     return next((row for row in rows if row.backend == backend and row.episodes == episodes), None)
 
 
-def print_summary(args, reference: ReferenceResult, raw: list[RawResult], rows: list[Row]) -> None:
-    episodes = 4000 if 4000 in args.episodes else max(args.episodes)
-    best_raw = max(raw, key=lambda r: r.steps_per_second)
-    most = max(args.workers) if args.workers else None
-    least = min(args.workers) if args.workers else None
-    main_row = find(rows, f"ray, {most} worker(s)", episodes) if most else find(rows, "local", episodes)
+@dataclasses.dataclass
+class TrainCommand:
+    episodes: int
+    workers: int
+    wall_seconds: float  # the whole command, start-up and exit included
+    steps_per_second: float  # the median iteration's, from the run's metrics.csv, after the first
+
+
+def run_train_command(episodes: int, workers: int, iterations: int = 6) -> TrainCommand:
+    """``pgdist train --episodes N --workers W`` with every other setting its default, as a user runs it:
+    its own Ray instance, this process one of the workers."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "pgdist.cli", "train", "--episodes", str(episodes), "--workers", str(workers),
+                   "--iterations", str(iterations), "--out", f"{folder}/run"]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        with open(f"{folder}/run/metrics.csv", newline="") as file:
+            speeds = [float(row["steps"]) / float(row["seconds"]) for row in csv.DictReader(file)][1:]
+    print(f"  measured pgdist train N={episodes} --workers {workers}: {np.median(speeds):,.0f} steps/s", file=sys.stderr)
+    return TrainCommand(episodes, workers, wall, float(np.median(speeds)))
+
+
+def print_summary(args, reference: ReferenceResult, raw: list[RawResult], rows: list[Row],
+                  train: TrainCommand | None) -> None:
+    """The ratios the issue sets targets for, at the largest N."""
+    episodes = max(args.episodes)
+    most = max(args.workers, default=0)
     lines = []
-    if main_row:
-        name = f"pgdist ({main_row.backend}, N={episodes})"
-        lines.append((f"{name} / reference (N={reference.episodes})", main_row.steps_per_second / reference.steps_per_second))
-        lines.append((f"{name} / raw ceiling (W={best_raw.width})", main_row.steps_per_second / best_raw.steps_per_second))
-    if most and least and most != least:
-        few = find(rows, f"ray, {least} worker(s)", episodes)
-        if main_row and few:
-            lines.append((f"{most} workers / {least} worker at N={episodes}", main_row.steps_per_second / few.steps_per_second))
+    if train:
+        lines.append((f"`pgdist train --episodes {train.episodes} --workers {train.workers}` (defaults; median iteration "
+                      f"after the first) / the tutorial's loop (N={reference.episodes})",
+                      train.steps_per_second / reference.steps_per_second))
+        lines.append((f"  its steps/s; the whole command's seconds ({args.train_iterations} iterations)", None,
+                      f"{train.steps_per_second:,.0f}; {train.wall_seconds:.1f} s"))
+    for row in (find(rows, f"ray, {most} worker(s)", episodes), find(rows, "local", episodes)):
+        if row:
+            lines.append((f"pgdist ({row.backend}, N={episodes}) / the tutorial's loop",
+                          row.steps_per_second / reference.steps_per_second))
+    many, one = find(rows, f"ray, {most} worker(s)", episodes), find(rows, "ray, 1 worker(s)", episodes)
+    if many and one and most > 1:
+        lines.append((f"{most} workers / 1 worker at N={episodes} (ray)", many.steps_per_second / one.steps_per_second))
     local = find(rows, "local", episodes)
-    if local:
-        lines.append((f"local backend N={episodes} / reference", local.steps_per_second / reference.steps_per_second))
-        lines.append((f"local backend N={episodes} / raw ceiling", local.steps_per_second / best_raw.steps_per_second))
-    same_width = next((r for r in raw if r.width == rows[0].envs_per_chunk), None) if rows else None
-    if local and same_width:
-        lines.append(
-            (
-                f"local backend N={episodes} / raw at the same width (W={same_width.width})",
-                local.steps_per_second / same_width.steps_per_second,
-            )
-        )
-    smallest, largest = min(args.episodes), max(args.episodes)
-    backend = main_row.backend if main_row else "local"
-    small, large = find(rows, backend, smallest), find(rows, backend, largest)
-    if small and large and smallest != largest:
-        lines.append(
-            (
-                f"learner time N={largest} / N={smallest} ({backend})",
-                large.mean("learner_seconds") / small.mean("learner_seconds"),
-            )
-        )
+    if local and raw_at(raw, local.envs_per_chunk):
+        lines.append((f"one worker (local, N={episodes}) / the raw ceiling at its width W={local.envs_per_chunk}",
+                      local.steps_per_second / raw_at(raw, local.envs_per_chunk).steps_per_second))
+    smallest = min(args.episodes)
+    small, large = find(rows, "local", smallest), find(rows, "local", episodes)
+    if small and large and smallest != episodes:
+        lines.append((f"learner time N={episodes} / N={smallest} (local)",
+                      large.mean("learner_seconds") / small.mean("learner_seconds")))
     print("## summary")
     print()
-    table(["ratio", "value"], [[name, f"{value:.3g}"] for name, value in lines])
+    table(["ratio", "value"], [[line[0], line[2] if len(line) > 2 else f"{line[1]:.3g}"] for line in lines])
 
 
 # --- (e) one worker against its raw ceiling ------------------------------------------------
@@ -590,14 +631,16 @@ def run_worker_ratio(args, chunk_episodes: int, envs_per_chunk: int) -> int:
     figures come from the same minute of a shared machine; the table gives the medians.
     """
     episodes = max(args.episodes)
+    base = base_config(chunk_episodes, envs_per_chunk).replace(episodes=episodes, backend="local", workers=1)
+    cut = layout(base)
+    chunk_episodes, envs_per_chunk = cut.chunk_episodes, cut.envs_per_chunk
     print(f"# one worker / raw ceiling on {ENV}, N={episodes}, chunk_episodes={chunk_episodes}, "
           f"envs_per_chunk={envs_per_chunk}, {args.worker_ratio} repeats")
     print()
     print_machine(args)
     print()
-    base = Config(env=ENV, seed=0, lr=1e-3, chunk_episodes=chunk_episodes, envs_per_chunk=envs_per_chunk,
-                  hidden=HIDDEN, episodes=episodes, backend="local", workers=1)
     raw, ratios, speeds = [], {name: [] for name in ESTIMATORS}, {name: [] for name in ESTIMATORS}
+    cpu_ratios = {name: [] for name in ESTIMATORS}
     for _ in range(args.worker_ratio):
         ceiling = run_raw(envs_per_chunk, args.raw_seconds)
         raw.append(ceiling.steps_per_second)
@@ -605,13 +648,16 @@ def run_worker_ratio(args, chunk_episodes: int, envs_per_chunk: int) -> int:
             row = measure(base.replace(**fields), args.iterations, args.min_seconds, name)
             speeds[name].append(row.steps_per_second)
             ratios[name].append(row.steps_per_second / ceiling.steps_per_second)
+            cpu_ratios[name].append(row.total("steps") / row.total("driver_cpu_seconds") / (ceiling.steps / ceiling.cpu_seconds))
     eq23 = float(np.median(ratios["Eq. 23 (total return)"]))
+    eq23_cpu = float(np.median(cpu_ratios["Eq. 23 (total return)"]))
     table(
         ["estimator", "worker steps/s (median)", f"raw ceiling W={envs_per_chunk} (median)", "ratio (median)",
-         "ratios of the repeats", "/ Eq. 23's ratio"],
+         "ratios of the repeats", "/ Eq. 23's ratio", "ratio in CPU time (median)", "/ Eq. 23's (CPU time)"],
         [
             [name, f"{np.median(speeds[name]):,.0f}", f"{np.median(raw):,.0f}", f"{np.median(ratios[name]):.3f}",
-             " ".join(f"{r:.3f}" for r in ratios[name]), f"{np.median(ratios[name]) / eq23:.2f}"]
+             " ".join(f"{r:.3f}" for r in ratios[name]), f"{np.median(ratios[name]) / eq23:.2f}",
+             f"{np.median(cpu_ratios[name]):.3f}", f"{np.median(cpu_ratios[name]) / eq23_cpu:.2f}"]
             for name in ESTIMATORS
         ],
     )

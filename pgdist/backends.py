@@ -16,6 +16,7 @@ import torch
 
 from pgdist.estimators import Estimator
 from pgdist.config import Config
+from pgdist.layout import layout
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
 
@@ -39,7 +40,7 @@ class LocalBackend:
 
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
         self.worker = RolloutWorker(
-            config.env, policy, Estimator.of(config), config.envs_per_chunk, value,
+            config.env, policy, Estimator.of(config), layout(config).envs_per_chunk, value,
             max_episode_steps=config.max_episode_steps,
         )
 

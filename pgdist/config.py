@@ -87,16 +87,17 @@ class Config:
     address: str | None = _field(
         None, "Ray cluster address to join; default: start a local Ray instance on loopback"
     )
-    chunk_episodes: int = _field(
-        2000,
-        "episodes per chunk, the unit of work handed to a worker; N is cut into such chunks "
-        "(keep N / chunk_episodes at a few times the workers, so that none waits)",
+    chunk_episodes: int | None = _field(
+        None,
+        "episodes per chunk, the unit of work handed to a worker; N is cut into such chunks. Default: "
+        "pgdist.layout's rule, from N and the env's episode cap alone (never from the workers): N in "
+        "equal chunks of at most 16384 episodes, and in 2 chunks or more where N allows 500 episodes each",
     )
-    envs_per_chunk: int = _field(
-        512,
-        "environment copies a worker steps in lockstep while it runs a chunk; a step costs "
-        "about the same for 16 copies as for 512, so wider is faster, up to about a quarter "
-        "of chunk_episodes (beyond that, copies idle while a chunk's last episodes finish)",
+    envs_per_chunk: int | None = _field(
+        None,
+        "environment copies a worker steps in lockstep while it runs a chunk. Default: pgdist.layout's "
+        "rule, 32 sqrt(chunk_episodes) (at most 4096, and one per episode): a lockstep costs a fixed part "
+        "plus a part per copy, and copies idle while a chunk's last episodes finish",
     )
     backend: str = _field(
         "ray", "'ray': workers are Ray actors; 'local': one worker in this process, no Ray"
@@ -111,8 +112,8 @@ class Config:
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        _positive_int(self, "episodes", "iterations", "chunk_episodes", "envs_per_chunk")
-        for name in ("workers", "max_episode_steps"):
+        _positive_int(self, "episodes", "iterations")
+        for name in ("workers", "max_episode_steps", "chunk_episodes", "envs_per_chunk"):
             if getattr(self, name) is not None:
                 _positive_int(self, name)
         if self.episodes_max is not None:
@@ -269,7 +270,10 @@ def _check_adaptive(config):
     _positive_int(config, "episodes_max")
     if config.episodes_max < config.episodes:
         _fail("episodes_max", config.episodes_max, f"a whole number >= episodes={config.episodes}")
-    if config.episodes <= config.chunk_episodes:
+    if config.chunk_episodes is None:  # pgdist.layout's rule cuts N into 2 chunks or more
+        if config.episodes < 2:
+            _fail("episodes", config.episodes, "2 or more with episodes_max: adaptive N compares 2 chunks or more")
+    elif config.episodes <= config.chunk_episodes:
         raise ConfigError(
             f"episodes={config.episodes} is one chunk of chunk_episodes={config.chunk_episodes}: adaptive N "
             "(episodes_max) measures the noise scale from 2 chunks or more; lower chunk_episodes below episodes"

@@ -8,13 +8,19 @@ import torch
 from pgdist.estimators import Estimator
 from pgdist.backends import one_torch_thread
 from pgdist.config import Config
+from pgdist.layout import MAX_ENVS
 from pgdist.policy import parameters_to_vector
 from pgdist.worker import Chunk, RolloutWorker
 
 
 def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: bool = False, seed: int = 12345) -> np.ndarray:
-    """Undiscounted returns of ``episodes`` episodes, actions sampled from pi or, if ``greedy``, its mode."""
-    worker = RolloutWorker(config.env, policy, Estimator.of(config), min(config.envs_per_chunk, episodes), greedy=greedy,
+    """Undiscounted returns of ``episodes`` episodes, actions sampled from pi or, if ``greedy``, its mode.
+
+    One copy of the env per episode (up to MAX_ENVS) unless envs_per_chunk says otherwise: an
+    evaluation waits for its episodes, not for a throughput.
+    """
+    width = min(config.envs_per_chunk or MAX_ENVS, episodes)
+    worker = RolloutWorker(config.env, policy, Estimator.of(config), width, greedy=greedy,
                            max_episode_steps=config.max_episode_steps)
     worker.load(parameters_to_vector(policy).numpy(), version=0)
     with one_torch_thread():

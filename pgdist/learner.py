@@ -17,7 +17,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from pgdist.backends import LocalBackend
 from pgdist.config import Config
 from pgdist.envs import EnvError, env_spaces, time_limit
 from pgdist.estimators import POLICY_SUMS, Estimator, loss
+from pgdist.layout import MIN_CHUNK, layout
 from pgdist.metrics import METRICS
 from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
 from pgdist.optim import Adam, learning_rate_factor, set_learning_rates
@@ -95,14 +95,20 @@ class Learner:
         self.told_truncated = False  # said once that max_episode_steps cuts episodes
         self.noise_scale = NoiseScale()  # B_simple, smoothed over sampling calls (noise.py)
         self.episodes = config.episodes  # the next iteration's N; with episodes_max, it follows the noise scale
+        self.layout = layout(config)  # chunk_episodes and envs_per_chunk: the overrides, else the rule's
         self.backend = (backend or make_backend)(config, policy, self.value)
-        chunks = math.ceil(config.episodes / config.chunk_episodes)
-        if chunks < self.backend.workers:
-            warnings.warn(
-                f"N={config.episodes} makes {chunks} chunk(s) of chunk_episodes={config.chunk_episodes} "
-                f"for {self.backend.workers} workers, so {self.backend.workers - chunks} will idle: "
-                "lower chunk_episodes (--chunk-episodes) or raise N",
-                stacklevel=2,
+        self.tell_idle_workers()
+
+    def tell_idle_workers(self) -> None:
+        """Say, in pgdist's words, when N makes fewer chunks than there are workers and smaller chunks
+        would keep them busy (N / workers >= MIN_CHUNK); for smaller N, idle workers cost nothing."""
+        workers, chunks = self.backend.workers, self.layout.chunks(self.config.episodes)
+        share = self.config.episodes // workers
+        if chunks < workers and share >= MIN_CHUNK:
+            log.warning(
+                f"pgdist: N={self.config.episodes} makes {chunks} chunk(s) of {self.layout.chunk_episodes} episodes "
+                f"for {workers} workers, so {workers - chunks} will idle: set chunk_episodes "
+                f"(--chunk-episodes) to {share} or less, or raise N"
             )
 
     def parameter_groups(self) -> list[dict]:
@@ -133,7 +139,7 @@ class Learner:
         """
         start = time.perf_counter()
         theta = parameters_to_vector(self.policy, self.value).numpy()
-        chunks = make_chunks(self.episodes, self.config.chunk_episodes, self.config.seed, self.draws)
+        chunks = make_chunks(self.episodes, self.layout.chunk_episodes, self.config.seed, self.draws)
         self.draws += 1
         squares = ChunkSquares(len(POLICY_SUMS))
         total = None
@@ -153,7 +159,7 @@ class Learner:
         noise = self.measure_noise(total, squares)
         self.noise_scale.update(noise, total.episodes)
         if self.config.episodes_max is not None:
-            self.episodes = adapted_episodes(self.noise_scale, total.episodes, self.config)
+            self.episodes = adapted_episodes(self.noise_scale, total.episodes, self.config, self.layout.chunk_episodes)
         return Batch(total, noise, self.backend.live_workers(), time.perf_counter() - start)
 
     def update(self, batch: Batch) -> dict:
@@ -242,7 +248,7 @@ class Learner:
 
     def noise_summary(self) -> str:
         """One line for the end of training: the measured noise scale against N, or why there is none."""
-        episodes, chunk_episodes = self.episodes, self.config.chunk_episodes
+        episodes, chunk_episodes = self.episodes, self.layout.chunk_episodes
         if episodes <= chunk_episodes:
             return (
                 f"no noise scale: N = {episodes} is 1 chunk (chunk_episodes = {chunk_episodes}) and the estimate "
@@ -304,7 +310,7 @@ def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module
     return RayBackend(config, policy, value)
 
 
-def adapted_episodes(noise_scale: NoiseScale, episodes: int, config: Config) -> int:
+def adapted_episodes(noise_scale: NoiseScale, episodes: int, config: Config, chunk_episodes: int) -> int:
     """Adaptive N: the measured noise scale in whole chunks, within [episodes, episodes_max].
 
     Until the averaged |G|^2 stands clear of its noise (``NoiseScale.resolved``), the gradient
@@ -317,5 +323,5 @@ def adapted_episodes(noise_scale: NoiseScale, episodes: int, config: Config) -> 
     if not noise_scale.resolved():
         return min(2 * episodes, config.episodes_max)
     target = min(max(noise_scale.value, episodes / 2), 2 * episodes)  # a factor of 2 at most per step
-    chunks = max(1, round(target / config.chunk_episodes))
-    return min(max(chunks * config.chunk_episodes, config.episodes), config.episodes_max)
+    chunks = max(1, round(target / chunk_episodes))
+    return min(max(chunks * chunk_episodes, config.episodes), config.episodes_max)

@@ -22,6 +22,7 @@ from pgdist.estimators import Estimator
 from pgdist.backends import LocalBackend, WorkerError
 from pgdist.config import Config
 from pgdist.envs import import_root
+from pgdist.layout import layout
 from pgdist.ray_startup import start_ray
 from pgdist.worker import Chunk, ChunkResult, RolloutWorker
 
@@ -84,7 +85,7 @@ class RayBackend:
                 max_task_retries=0,
             )
             self.pool = Actors(
-                actor.remote(config.env, policy, Estimator.of(config), config.envs_per_chunk, value,
+                actor.remote(config.env, policy, Estimator.of(config), layout(config).envs_per_chunk, value,
                              max_episode_steps=config.max_episode_steps)
                 for _ in range(self.workers - (self.local_worker is not None))
             )

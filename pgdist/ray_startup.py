@@ -7,8 +7,8 @@ single-node instance on 127.0.0.1 where ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
 setting it reads when ray is imported.
 
 On the Ray versions it was checked against (``CHECKED_RAY``), the local start takes
-three shortcuts through Ray's private API, about 1.5 s of every training command on
-2 cores:
+four shortcuts through Ray's private API, the first three about 1.5 s of every training
+command on 2 cores:
 
 1. the loopback setting is applied even after ray was imported, by setting the module
    constant Ray read it into (``ray._private.ray_constants``) while ``ray.init`` runs;
@@ -18,7 +18,12 @@ three shortcuts through Ray's private API, about 1.5 s of every training command
    and ``ray.shutdown`` about 1 s for the monitor. Measured here: init 2.9 -> 2.3 s,
    shutdown 1.4 -> 0.2 s. Users who want the dashboard call ``ray.init()`` themselves;
 3. the raylet retries connecting to its own object store every 0.1 s instead of every
-   1 s (``_system_config``), which about every other start here lost a second to.
+   1 s (``_system_config``), which about every other start here lost a second to;
+4. the actors run at this process's niceness (``worker_niceness`` 0: the raylet leaves the
+   one they inherit), not Ray's default of 15: on a local instance this process is one of
+   the workers, and an actor at 15 loses its core to every process at 0 (this one's Ray
+   threads, the raylet, the GCS) while an iteration waits for its chunk. A run started
+   under ``nice`` keeps its actors as nice as itself.
 
 On any other Ray version, or with ``PGDIST_PLAIN_RAY_START=1`` in the environment, the
 local instance starts with a plain ``ray.init``; the loopback setting then reaches Ray
@@ -43,7 +48,11 @@ from pgdist.backends import ClusterError
 CHECKED_RAY = ("2.60",)  # major.minor versions whose private API the shortcuts were checked against
 PLAIN_START_VARIABLE = "PGDIST_PLAIN_RAY_START"
 SKIPPED_SERVICES = ("start_api_server", "start_monitor")
-LOCAL_SYSTEM_CONFIG = {"raylet_client_connect_timeout_milliseconds": 100, "raylet_client_num_connect_attempts": 100}
+LOCAL_SYSTEM_CONFIG = {
+    "raylet_client_connect_timeout_milliseconds": 100,
+    "raylet_client_num_connect_attempts": 100,
+    "worker_niceness": 0,
+}
 
 
 def shortcuts_apply(version: str = ray.__version__) -> bool:

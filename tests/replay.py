@@ -8,6 +8,7 @@ ln pi exactly as the tutorial does, step by step with autograd, on the same traj
 import torch
 
 from pgdist.estimators import Estimator
+from pgdist.layout import layout
 from pgdist.policy import Policy, parameters_to_vector
 from pgdist.reference import generate_tau
 from pgdist.worker import RolloutWorker, make_chunks
@@ -20,11 +21,12 @@ def float64_policy(observation_size, seed=0, policy_class=Policy):
 
 def recorded_trajectories(config, policy, draw, value=None):
     """The episodes of sampling call ``draw``, run again in this process from the chunks' own seeds."""
-    worker = RolloutWorker(config.env, policy, Estimator.of(config), config.envs_per_chunk, value,
+    cut = layout(config)
+    worker = RolloutWorker(config.env, policy, Estimator.of(config), cut.envs_per_chunk, value,
                            max_episode_steps=config.max_episode_steps)
     worker.load(parameters_to_vector(policy, value).numpy(), 0)
     trajectories = []
-    for chunk in make_chunks(config.episodes, config.chunk_episodes, config.seed, draw):
+    for chunk in make_chunks(config.episodes, cut.chunk_episodes, config.seed, draw):
         trajectories += split(worker.rollout(chunk))
     return trajectories
 

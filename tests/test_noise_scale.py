@@ -232,4 +232,6 @@ def test_adaptive_n_needs_two_chunks_and_sane_bounds():
     with pytest.raises(ConfigError, match="episodes_max=50 is invalid: expected a whole number >= episodes=100"):
         Config(episodes=100, episodes_max=50, chunk_episodes=20)
     with pytest.raises(ConfigError, match="episodes=100 is one chunk of chunk_episodes=2000"):
-        Config(episodes=100, episodes_max=1000)
+        Config(episodes=100, episodes_max=1000, chunk_episodes=2000)
+    with pytest.raises(ConfigError, match="episodes=1 is invalid"):
+        Config(episodes=1, episodes_max=1000)  # the default layout cuts N into 2 chunks, which 1 episode cannot make

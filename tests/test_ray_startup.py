@@ -67,3 +67,30 @@ def test_a_local_start_listens_on_loopback_only_on_either_path(plain, request):
     assert report["loopback"], report
     started_monitor = "monitor.py" in report["services"]
     assert started_monitor == plain, report["services"]  # the shortcut path starts no autoscaler monitor
+
+
+NICENESS = """
+import json, os
+import ray
+from pgdist.ray_startup import start_ray
+
+start_ray(None)
+
+@ray.remote
+def niceness():
+    return os.nice(0)
+
+print(json.dumps({"driver": os.nice(0), "worker": ray.get(niceness.remote())}))
+ray.shutdown()
+"""
+
+
+@pytest.mark.skipif(not shortcuts_apply(ray.__version__), reason=f"Ray {ray.__version__} takes the plain path")
+def test_a_local_instance_s_workers_are_as_nice_as_the_run(request):
+    """Not Ray's default of 15 (this process works beside them), and not less nice than a run under nice."""
+    env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", PLAIN_START_VARIABLE)}
+    result = subprocess.run([sys.executable, "-c", NICENESS], capture_output=True, text=True, timeout=180,
+                            cwd=request.config.rootpath, env=env, preexec_fn=lambda: os.nice(3))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = __import__("json").loads(result.stdout.splitlines()[-1])
+    assert report == {"driver": os.nice(0) + 3, "worker": os.nice(0) + 3}, report

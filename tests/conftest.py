@@ -4,9 +4,17 @@ Learners built while this instance is up join it instead of starting their own, 
 leave it running when they close (they stop only what they started).
 """
 
+import os
+
 import pytest
 
 BACKENDS = ["local", "ray"]
+TEST_PROCESSES = 2  # each starts a Ray instance of its own: more would crowd a small machine
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: as many test processes as CPUs, up to TEST_PROCESSES."""
+    return max(1, min(TEST_PROCESSES, len(os.sched_getaffinity(0))))
 
 
 @pytest.fixture(scope="session")

@@ -84,8 +84,9 @@ class RayBackend:
                 max_restarts=ACTOR_RESTARTS,
                 max_task_retries=0,
             )
+            envs_per_chunk = layout(config).envs_per_chunk
             self.pool = Actors(
-                actor.remote(config.env, policy, Estimator.of(config), layout(config).envs_per_chunk, value,
+                actor.remote(config.env, policy, Estimator.of(config), envs_per_chunk, value,
                              max_episode_steps=config.max_episode_steps)
                 for _ in range(self.workers - (self.local_worker is not None))
             )

@@ -55,13 +55,18 @@ def test_the_fast_path_draws_the_distributions_actions_bit_for_bit(make):
     assert torch.equal(fast.get_state(), slow.get_state())
 
 
-@pytest.mark.parametrize("make", POLICIES)
-def test_acting_for_some_rows_draws_the_noise_of_all(make):
-    """A chunk's tail acts for some copies only; the generator's stream stays that of acting for all."""
+def policy_and_states(make, rows: int):
+    """A policy made with torch's seed 3, and ``rows`` random observations of its input size and dtype."""
     torch.manual_seed(3)
     policy = make()
     dtype = next(policy.parameters()).dtype
-    states = torch.randn(50, policy.net[0].in_features, dtype=dtype)
+    return policy, torch.randn(rows, policy.net[0].in_features, dtype=dtype)
+
+
+@pytest.mark.parametrize("make", POLICIES)
+def test_acting_for_some_rows_draws_the_noise_of_all(make):
+    """A chunk's tail acts for some copies only; the generator's stream stays that of acting for all."""
+    policy, states = policy_and_states(make, 50)
     rows = torch.tensor([0, 7, 8, 49])
     some, slow, every = (torch.Generator().manual_seed(2) for _ in range(3))
     with torch.inference_mode():
@@ -74,10 +79,7 @@ def test_acting_for_some_rows_draws_the_noise_of_all(make):
 
 @pytest.mark.parametrize("make", POLICIES)
 def test_a_users_module_goes_through_its_distribution(make):
-    torch.manual_seed(3)
-    policy = make()
-    dtype = next(policy.parameters()).dtype
-    states = torch.randn(64, policy.net[0].in_features, dtype=dtype)
+    policy, states = policy_and_states(make, 64)
     from_module = actor(Wrapped(policy), torch.Generator().manual_seed(5))(states)
     from_fast_path = actor(policy, torch.Generator().manual_seed(5))(states)
     assert torch.equal(from_module, from_fast_path)

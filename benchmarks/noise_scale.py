@@ -12,15 +12,17 @@ stops when an iteration's mean return reaches the task's threshold (gymnasium's
 reward_threshold, else ``THRESHOLDS``; that batch takes no step), after --iterations, or once its environment steps reach the task's budget
 (``STEP_BUDGETS``, --steps), so that a large fixed N cannot take the whole machine; a run
 stopped so has not reached the threshold and counts as slower than every run that did.
-Per run it records every iteration's N, noise scale, environment steps and seconds
-(``Learner.step``'s own timing, start-up excluded), and writes:
+Per run it records every iteration's N, noise scale, environment steps, wall seconds
+(``Learner.step``'s own timing, start-up excluded) and CPU seconds so far (``time.process_time``
+of this process from just before the Learner is built: the whole run's compute, start-up included,
+and what other load on the machine leaves unchanged), and writes:
 
     OUT/noise_scale.csv     a row per iteration of every run, written as the iteration ends
     OUT/runs.csv            a row per run that ended (threshold or budget), with the load average then
     OUT/noise_scale.md      per task and kind: min / median / max over seeds of each
     OUT/noise_scale.png     per task, the noise scale (solid), N (dashed) and the return over training
 
-Times are those of whatever else runs on the machine: compare environment steps first.
+Wall times are those of whatever else runs on the machine: compare environment steps and CPU seconds.
 """
 
 from __future__ import annotations
@@ -96,13 +98,18 @@ class StepBudget(Callback):
 
 
 class CurveWriter(Callback):
-    """Every iteration's metrics as a row of OUT/noise_scale.csv, written as it ends: a run cut off keeps its curve."""
+    """Every iteration's metrics as a row of OUT/noise_scale.csv, written as it ends: a run cut off keeps its curve.
+
+    Made just before the run's Learner, so that its ``cpu_seconds`` (this process's CPU time so far in
+    the run, every thread) counts the run's start-up too.
+    """
 
     def __init__(self, path: Path, **labels):
         self.path, self.labels = path, labels
+        self.cpu_start = time.process_time()
 
     def on_iteration(self, learner, metrics: dict) -> None:
-        append_csv(self.path, {**self.labels, **metrics})
+        append_csv(self.path, {**self.labels, **metrics, "cpu_seconds": round(time.process_time() - self.cpu_start, 3)})
 
 
 def run(config: Config, budget: int, writer: CurveWriter) -> None:
@@ -121,6 +128,7 @@ def summary(rows: list[dict], finished: bool) -> dict:
         "iterations": len(rows),
         "env_steps": sum(float(row["steps"]) for row in rows),
         "seconds": sum(float(row["seconds"]) for row in rows),
+        "cpu_seconds": float(rows[-1]["cpu_seconds"]),
         "last_noise_scale": float(noise[-1]) if noise else None,
         "last_episodes": float(rows[-1]["episodes"]),
     }
@@ -142,7 +150,7 @@ def table(curves: list[dict], finished: list[dict]) -> str:
     one that reached it ('unsolved' in ``spread``). A run cut off before its end (the deadline)
     is left out of these figures: its steps so far are shown apart.
     """
-    columns = ["task (threshold)", "run", "reached", "iterations", "env steps (thousands)", "seconds",
+    columns = ["task (threshold)", "run", "reached", "iterations", "env steps (thousands)", "CPU seconds", "wall seconds",
                "cut off at (thousand steps)", "last noise scale", "last N"]
     lines = ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
     runs = summaries(curves, finished)
@@ -160,6 +168,7 @@ def table(curves: list[dict], finished: list[dict]) -> str:
             f"{sum(r['ended'] == 'threshold' for r in ended)}/{len(ended)}",
             spread(to_threshold("iterations"), 0),
             spread(to_threshold("env_steps", 1000), 0),
+            spread(to_threshold("cpu_seconds"), 1),
             spread(to_threshold("seconds"), 1),
             ", ".join(f"{r['env_steps'] / 1000:.0f}" for r in cut) or "–",
             spread([r["last_noise_scale"] for r in group if r["last_noise_scale"] is not None], 0),

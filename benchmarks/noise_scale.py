@@ -199,7 +199,7 @@ def plot(curves: list[dict], out: Path) -> None:
 
     envs = list(dict.fromkeys(row["env"] for row in curves))
     names = sorted(dict.fromkeys(row["run"] for row in curves), key=order)  # one colour per kind in every panel
-    figure = Figure(figsize=(6 * len(envs), 8))
+    figure = Figure(figsize=(4.5 * len(envs), 6.5))
     axes = figure.subplots(2, len(envs), squeeze=False, sharex="col")
     for column, env in enumerate(envs):
         noise_axis, return_axis = axes[0][column], axes[1][column]
@@ -231,7 +231,7 @@ def plot(curves: list[dict], out: Path) -> None:
             axis.legend(fontsize="small")
             axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(out, dpi=100)
+    figure.savefig(out, dpi=80)  # a figure for docs/ of ~100 KB, not ~400
 
 
 def number_or_nan(value) -> float:

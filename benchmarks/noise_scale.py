@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
+import itertools
 import math
 import os
 import time
@@ -54,6 +56,8 @@ THRESHOLDS = {"Pendulum-v1": -250.0}
 # about 5x what the recipe needs for CartPole-v1 and Acrobot-v1 (0.2M, 0.2-0.4M), and about
 # what configs/pendulum.yaml's comment measured for Pendulum-v1 (1.7-2.4M steps to -200, not -250).
 STEP_BUDGETS = {"CartPole-v1": 1_000_000, "Acrobot-v1": 1_000_000, "Pendulum-v1": 2_500_000}
+# At most about this many points per run in the figure (every k-th iteration), to keep it small.
+POINTS = 60
 
 
 def threshold(env: str) -> float:
@@ -159,17 +163,19 @@ def table(curves: list[dict], finished: list[dict]) -> str:
         ended = [r for r in group if r["ended"] != "cut off"]
         cut = [r for r in group if r["ended"] == "cut off"]
 
-        def to_threshold(key: str, scale: float = 1.0) -> list[float]:
-            return [r[key] / scale if r["ended"] == "threshold" else math.inf for r in ended]
+        def to_threshold(key: str, scale: float = 1.0, digits: int = 0) -> str:
+            if ended and not any(r["ended"] == "threshold" for r in ended):
+                return "not reached"
+            return spread([r[key] / scale if r["ended"] == "threshold" else math.inf for r in ended], digits)
 
         lines.append("| " + " | ".join([
             f"{env} ({threshold(env):g})",
             name,
             f"{sum(r['ended'] == 'threshold' for r in ended)}/{len(ended)}",
-            spread(to_threshold("iterations"), 0),
-            spread(to_threshold("env_steps", 1000), 0),
-            spread(to_threshold("cpu_seconds"), 1),
-            spread(to_threshold("seconds"), 1),
+            to_threshold("iterations"),
+            to_threshold("env_steps", 1000),
+            to_threshold("cpu_seconds", digits=1),
+            to_threshold("seconds", digits=1),
             ", ".join(f"{r['env_steps'] / 1000:.0f}" for r in cut) or "–",
             spread([r["last_noise_scale"] for r in group if r["last_noise_scale"] is not None], 0),
             spread([r["last_episodes"] for r in group], 0),
@@ -196,6 +202,7 @@ def truthy(value) -> bool:
 def plot(curves: list[dict], out: Path) -> None:
     """Per task, against environment steps so far: every run's noise scale (solid) and N (dashed), and its return."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     envs = list(dict.fromkeys(row["env"] for row in curves))
     names = sorted(dict.fromkeys(row["run"] for row in curves), key=order)  # one colour per kind in every panel
@@ -210,7 +217,9 @@ def plot(curves: list[dict], out: Path) -> None:
         labelled = set()
         for (name, _), rows in sorted(runs.items(), key=lambda item: order(item[0][0])):
             colour = f"C{names.index(name)}"
-            steps = [sum(float(r["steps"]) for r in rows[: i + 1]) for i in range(len(rows))]
+            every = max(1, len(rows) // POINTS)
+            steps = list(itertools.accumulate(float(r["steps"]) for r in rows))[::every]
+            rows = rows[::every]
             label = None if name in labelled else name
             noise_axis.plot(steps, [number_or_nan(r["noise_scale"]) for r in rows], color=colour, linewidth=1,
                             alpha=0.8, label=label)
@@ -228,10 +237,20 @@ def plot(curves: list[dict], out: Path) -> None:
         return_axis.set_xlabel("environment steps so far")
         for axis in (noise_axis, return_axis):
             axis.set_xscale("log")
+            axis.xaxis.set_minor_formatter(NullFormatter())  # no crowded labels between the powers of 10
             axis.legend(fontsize="small")
             axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(out, dpi=80)  # a figure for docs/ of ~100 KB, not ~400
+    save_small(figure, out)
+
+
+def save_small(figure, out: Path) -> None:
+    """The figure as a PNG of 64 colours: about a third of the bytes of matplotlib's, for docs/."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    Image.open(buffer).convert("RGB").quantize(colors=64).save(out, optimize=True)
 
 
 def number_or_nan(value) -> float:

@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pgdist import Policy
 from pgdist.cli import main
@@ -136,6 +137,9 @@ def test_resume_gives_the_uninterrupted_result(tmp_path, request):
     reference = torch.load(straight / "checkpoint.pt", weights_only=True)
     for key, tensor in reference["policy"].items():
         torch.testing.assert_close(final["policy"][key], tensor, rtol=0, atol=0)
+    events = EventAccumulator(str(crashed))  # TensorBoard: iterations 3 and 4 once, as resumed
+    events.Reload()
+    assert [event.step for event in events.Scalars("return_mean")] == [1, 2, 3, 4]
     for index, state in reference["optimizer"]["state"].items():  # torch.optim.Adam's format
         assert final["optimizer"]["state"][index]["step"] == state["step"] == 4
         for moment in ("exp_avg", "exp_avg_sq"):

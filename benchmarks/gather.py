@@ -79,6 +79,10 @@ def iteration(actors: list, chunks: int) -> tuple[float, float, float]:
     return time.perf_counter() - start, wall, cpu
 
 
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000, 10_000_000])
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start_ray(None)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, ray {ray.__version__}, "
-          f"{args.actors} actors, {IN_FLIGHT} calls in flight each, load average {os.getloadavg()}\n")
+          f"{args.actors} actors, {IN_FLIGHT} calls in flight each, load average {load()}\n")
     print("| theta size | chunks | MB per iteration | iteration s | learner ms | learner CPU ms | per chunk ms | GB/s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{wall * 1e3 / chunks:.3f} | {megabytes / 1e3 / wall:.2f} |", flush=True)
         for actor in actors:
             ray.kill(actor)
-    print(f"\nload average at the end: {os.getloadavg()}")
+    print(f"\nload average at the end: {load()}")
     ray.shutdown()
     return 0
 

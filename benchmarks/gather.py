@@ -31,6 +31,7 @@ from pgdist.estimators import POLICY_SUMS
 from pgdist.ray_backend import IN_FLIGHT
 from pgdist.ray_startup import start_ray
 from pgdist.worker import ChunkResult
+from throughput import format_load
 
 
 class ChunkSource:
@@ -79,10 +80,6 @@ def iteration(actors: list, chunks: int) -> tuple[float, float, float]:
     return time.perf_counter() - start, wall, cpu
 
 
-def load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000, 10_000_000])
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start_ray(None)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, ray {ray.__version__}, "
-          f"{args.actors} actors, {IN_FLIGHT} calls in flight each, load average {load()}\n")
+          f"{args.actors} actors, {IN_FLIGHT} calls in flight each, load average {format_load()}\n")
     print("| theta size | chunks | MB per iteration | iteration s | learner ms | learner CPU ms | per chunk ms | GB/s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
@@ -107,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{wall * 1e3 / chunks:.3f} | {megabytes / 1e3 / wall:.2f} |", flush=True)
         for actor in actors:
             ray.kill(actor)
-    print(f"\nload average at the end: {load()}")
+    print(f"\nload average at the end: {format_load()}")
     ray.shutdown()
     return 0
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import multiprocessing
 import os
 import platform
 import subprocess
@@ -295,6 +296,19 @@ def run_raw(width: int, seconds: float, policy: bool = True, repeats: int = 4) -
                 best = result
     env.close()
     return best
+
+
+def raw_scaling(width: int, seconds: float, processes: int) -> float:
+    """The raw ceiling (env + policy) at ``width`` in ``processes`` processes at once, over it in one.
+
+    What the machine itself gives a second process (shared caches, memory bandwidth, a VM's
+    cores): no number of workers can scale better than this. Each process warms up for
+    ``seconds`` and is then measured for ``seconds``, all started together.
+    """
+    alone = run_raw(width, seconds, repeats=1).steps_per_second
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        together = pool.starmap(run_raw, [(width, seconds, True, 1)] * processes)
+    return sum(result.steps_per_second for result in together) / alone
 
 
 def raw_at(raw: list[RawResult], width: int, policy: bool = True) -> RawResult | None:
@@ -600,6 +614,9 @@ def print_summary(args, reference: ReferenceResult, raw: list[RawResult], rows: 
     many, one = find(rows, f"ray, {most} worker(s)", episodes), find(rows, "ray, 1 worker(s)", episodes)
     if many and one and most > 1:
         lines.append((f"{most} workers / 1 worker at N={episodes} (ray)", many.steps_per_second / one.steps_per_second))
+        lines.append((f"  the raw ceiling at W={many.envs_per_chunk} in {most} processes at once / in one "
+                      "(what this machine gives a second process)",
+                      raw_scaling(many.envs_per_chunk, args.raw_seconds, most)))
     local = find(rows, "local", episodes)
     if local and raw_at(raw, local.envs_per_chunk):
         lines.append((f"one worker (local, N={episodes}) / the raw ceiling at its width W={local.envs_per_chunk}",

@@ -1,6 +1,6 @@
 """Ray Tune searching the learning rate and N, each trial a pgdist Learner.
 
-    python examples/tune_search.py [--iterations 15] [--storage DIR]
+    python examples/tune_search.py [--iterations 15] [--lr 0.003 0.01 0.03] [--episodes 32 64] [--storage DIR]
 
 Each trial trains CartPole-v1 in its own Ray worker process with the local backend
 (Tune already spreads the trials over the CPUs) and reports its mean return every
@@ -29,12 +29,14 @@ def trial(params):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=15)
+    parser.add_argument("--lr", type=float, nargs="+", default=[0.003, 0.01, 0.03], help="learning rates to try")
+    parser.add_argument("--episodes", type=int, nargs="+", default=[32, 64], help="values of N to try")
     parser.add_argument("--storage", default=None, help="where Tune keeps its results (default: a temp dir)")
     args = parser.parse_args(argv)
     start_ray(None)  # a local Ray instance on loopback only; Tune joins it
     space = {
-        "lr": tune.grid_search([0.003, 0.01, 0.03]),
-        "episodes": tune.grid_search([32, 64]),
+        "lr": tune.grid_search(args.lr),
+        "episodes": tune.grid_search(args.episodes),
         "iterations": args.iterations,
         "seed": 0,
     }

@@ -213,7 +213,9 @@ def iterate(learner, run, state: dict | None, interrupts: Interrupts, wandb: str
     config = run.config
     if state is not None:
         learner.load_state_dict(state)
-    print(f"pgdist: {config.env}, N={config.episodes}, {learner.backend.workers} worker(s), run folder {run.folder}")
+    episodes = (f"N={config.episodes}" if config.episodes_max is None
+                else f"N from {config.episodes}, adaptive up to {config.episodes_max}")
+    print(f"pgdist: {config.env}, {episodes}, {learner.backend.workers} worker(s), run folder {run.folder}")
     callbacks = [run, Progress(config.iterations, learner.version), interrupts]
     if wandb:
         callbacks.append(WandbLogger(wandb, folder=run.folder, name=run.folder.name))

@@ -123,6 +123,14 @@ class MultiCategoricalPolicy(nn.Module):
         return gumbel_max(logits - logits.logsumexp(-1, keepdim=True), generator, rows, len(state))
 
 
+class Bits(Independent):
+    """Independent Bernoullis, one per bit, whose mode at p = 1/2 is 0: torch's Bernoulli.mode is nan there."""
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return (self.base_dist.logits > 0).to(self.base_dist.logits.dtype)
+
+
 class BernoulliPolicy(nn.Module):
     """Independent Bernoullis, one per bit of a MultiBinary action, their logits from a tanh MLP.
 
@@ -134,8 +142,8 @@ class BernoulliPolicy(nn.Module):
         super().__init__()
         self.net = mlp([observation_size, *hidden, bits])
 
-    def forward(self, state: torch.Tensor) -> Independent:
-        return Independent(Bernoulli(logits=self.net(state), validate_args=False), 1)
+    def forward(self, state: torch.Tensor) -> Bits:
+        return Bits(Bernoulli(logits=self.net(state), validate_args=False), 1)
 
     def act(self, state: torch.Tensor, generator: torch.Generator, rows: torch.Tensor | None = None) -> torch.Tensor:
         """A sample of pi(.|state[rows]) with ``generator``, the same draw as ``sample`` (see ``Policy.act``)."""

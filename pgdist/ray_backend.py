@@ -1,4 +1,5 @@
-"""The Ray backend: rollout workers as Ray actors. The only module of pgdist that imports ray.
+"""The Ray backend: rollout workers as Ray actors. It and ray_startup.py (starting or joining
+Ray) are the only modules of pgdist that import ray.
 
 Per sampling call: theta goes into the object store once (``ray.put``), every actor reads that
 copy; chunks go to actors as actors become free (``ray.wait``); a chunk whose actor died

@@ -52,8 +52,12 @@ class Run(Callback):
     the next iteration begins.
     """
 
-    def __init__(self, folder: Path, config: Config, checkpoint_every: int, mode: str, lock: int):
+    def __init__(self, folder: Path, config: Config, checkpoint_every: int, mode: str, lock: int,
+                 resumed_at: int | None = None):
         self.folder = Path(folder)
+        # TensorBoard hides the events of iterations after the checkpoint a resume starts from, as the
+        # CSV and JSONL drop their rows (SummaryWriter's purge_step); they are written again.
+        self.purge_step = None if resumed_at is None else resumed_at + 1
         self.config = config
         self.checkpoint_every = checkpoint_every
         self.lock = lock
@@ -100,7 +104,7 @@ class Run(Callback):
                     "saved Adam's in a format of its own); 'pgdist eval' and 'pgdist plot' still read the run"
                 )
             _keep_rows_up_to(folder, state["version"])
-            return cls(folder, config, checkpoint_every, "a", lock), state
+            return cls(folder, config, checkpoint_every, "a", lock, resumed_at=state["version"]), state
         except BaseException:
             _unlock(lock, previous)
             raise
@@ -117,7 +121,7 @@ class Run(Callback):
         if self.tensorboard is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tensorboard = SummaryWriter(str(self.folder))
+            self.tensorboard = SummaryWriter(str(self.folder), purge_step=self.purge_step)
         for name, value in metrics.items():
             if name != "iteration" and value is not None:  # None: no noise scale yet (learner.py)
                 self.tensorboard.add_scalar(name, value, metrics["iteration"])

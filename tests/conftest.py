@@ -9,12 +9,17 @@ import os
 import pytest
 
 BACKENDS = ["local", "ray"]
-TEST_PROCESSES = 2  # each starts a Ray instance of its own: more would crowd a small machine
+TEST_PROCESSES = 4  # each starts a Ray instance of its own
 
 
 def pytest_xdist_auto_num_workers(config):
-    """``-n auto``: as many test processes as CPUs, up to TEST_PROCESSES."""
-    return max(1, min(TEST_PROCESSES, len(os.sched_getaffinity(0))))
+    """``-n auto``: two test processes per CPU, up to TEST_PROCESSES.
+
+    A test spends much of its time waiting for processes it started (a Ray instance, actors,
+    a ``pgdist`` command) to import torch and come up: with one test process per CPU the
+    suite kept the CPUs only about half busy.
+    """
+    return max(1, min(TEST_PROCESSES, 2 * len(os.sched_getaffinity(0))))
 
 
 @pytest.fixture(scope="session")

@@ -207,6 +207,18 @@ class NetnsCluster:
         return ["ip", "netns", "exec", namespace, *argv]
 
     def start_node(self, name: str) -> Node:
+        """Start the head or the worker node. A worker node whose ``ray start`` gives up is started
+        once more: on a crowded machine the head's GCS can miss Ray's deadline for the new node's
+        registration ("Failed to get node info: Deadline Exceeded"), which is no fault of pgdist's."""
+        try:
+            return self._start_node(name)
+        except ClusterError:
+            if name == "head":
+                raise
+            self.stop_node(name, signal.SIGKILL)
+            return self._start_node(name)
+
+    def _start_node(self, name: str) -> Node:
         head = name == "head"
         namespace = self.head_namespace if head else self.worker_namespace
         ip = self.head_ip if head else self.worker_ip

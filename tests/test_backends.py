@@ -108,11 +108,14 @@ def test_state_dict_resumes_the_same_run(backend):
     torch.testing.assert_close(parameters_to_vector(resumed.policy), parameters_to_vector(straight.policy))
 
 
-def test_the_tutorials_policy_learns_the_line_walk(backend):
-    """Random actions score 10 of 20 on LineWalk; the tutorial's own Policy learns to do clearly better."""
+def test_the_tutorials_policy_learns_the_line_walk():
+    """Random actions score 10 of 20 on LineWalk; the tutorial's own Policy learns to do clearly better.
+
+    On the local backend only: one seed gives one theta on every backend and worker count
+    (test_one_seed_gives_one_theta_whatever_the_workers), so Ray would learn the same policy.
+    """
     torch.manual_seed(0)
-    config = Config(env="envs.line:LineWalk", episodes=64, lr=0.03, chunk_episodes=8, workers=2,
-                    backend=backend, seed=1)
+    config = Config(env="envs.line:LineWalk", episodes=64, lr=0.03, chunk_episodes=8, seed=1, backend="local")
     with Learner(config, policy=Policy(1, 2)) as learner:
         returns = [learner.step()["return_mean"] for _ in range(100)]
     assert returns[0] < 12.5

@@ -5,10 +5,13 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pgdist import Policy
+from pgdist.cli import main
 from pgdist.metrics import TIMINGS
 
 
@@ -134,37 +137,51 @@ def test_resume_gives_the_uninterrupted_result(tmp_path, request):
     reference = torch.load(straight / "checkpoint.pt", weights_only=True)
     for key, tensor in reference["policy"].items():
         torch.testing.assert_close(final["policy"][key], tensor, rtol=0, atol=0)
+    events = EventAccumulator(str(crashed))  # TensorBoard: iterations 3 and 4 once, as resumed
+    events.Reload()
+    assert [event.step for event in events.Scalars("return_mean")] == [1, 2, 3, 4]
     for index, state in reference["optimizer"]["state"].items():  # torch.optim.Adam's format
         assert final["optimizer"]["state"][index]["step"] == state["step"] == 4
         for moment in ("exp_avg", "exp_avg_sq"):
             torch.testing.assert_close(final["optimizer"]["state"][index][moment], state[moment], rtol=0, atol=0)
 
 
-def test_errors_a_user_can_act_on(tmp_path, request):
+def in_process(*args, capsys):
+    """``pgdist ARGS`` as main() runs it, in this process: (exit code, stderr). The command line's
+    own process (the `pgdist` script, its exit) is tested by the subprocess tests around this one."""
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_errors_a_user_can_act_on(tmp_path, request, capsys, monkeypatch):
     root = request.config.rootpath
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() sets its own
+    monkeypatch.setattr(sys, "path", list(sys.path))  # and puts the working directory first
     out = tmp_path / "run"
-    assert train("--env", "envs.line:LineWalk", "--episodes", "4", "--iterations", "1", "--backend", "local",
-                 "--out", str(out), cwd=root).returncode == 0
+    assert in_process("train", "--env", "envs.line:LineWalk", "--episodes", "4", "--iterations", "1",
+                      "--backend", "local", "--out", str(out), capsys=capsys)[0] == 0
     before = {path.name: path.read_bytes() for path in out.iterdir()}
     cases = [
-        (run_command("resume", str(out), cwd=root), "finished at iteration 1"),
-        (train("--episodes", "4", "--backend", "local", "--out", str(out), cwd=root), "already holds a run"),
-        (run_command("eval", str(tmp_path / "nowhere"), cwd=root), "no such directory"),
-        (run_command("resume", str(tmp_path), cwd=root), "has no checkpoint.pt"),
+        (["resume", str(out)], "finished at iteration 1"),
+        (["train", "--episodes", "4", "--backend", "local", "--out", str(out)], "already holds a run"),
+        (["eval", str(tmp_path / "nowhere")], "no such directory"),
+        (["resume", str(tmp_path)], "has no checkpoint.pt"),
     ]
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    cases.append((run_command("eval", str(tmp_path / "corrupt"), cwd=root), "is corrupt"))
+    cases.append((["eval", str(tmp_path / "corrupt")], "is corrupt"))
     older = tmp_path / "older"  # a checkpoint with Adam's state in pgdist 0.1's own format
     shutil.copytree(out, older)
     state = torch.load(older / "checkpoint.pt", weights_only=True)
     adam = {"t": 1, "m": torch.zeros(3), "v": torch.zeros(3)}
     torch.save({**state, "finished": False, "optimizer": adam}, older / "checkpoint.pt")
-    cases.append((run_command("resume", str(older), cwd=root), "no optimizer state this pgdist can continue"))
-    for result, words in cases:
-        assert result.returncode == 2, result.stdout + result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and words in lines[0], result.stderr
+    cases.append((["resume", str(older)], "no optimizer state this pgdist can continue"))
+    for args, words in cases:
+        code, stderr = in_process(*args, capsys=capsys)
+        assert code == 2, (args, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], (args, stderr)
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before, "a failed command changed the run"
 
 

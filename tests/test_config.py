@@ -1,8 +1,10 @@
 """Config: the tutorial's defaults, and a clear error for every bad value before any Ray process starts."""
 
 import dataclasses
+import os
 import subprocess
 import sys
+import uuid
 
 import psutil
 import pytest
@@ -64,22 +66,33 @@ def test_an_env_that_does_not_exist_is_named(env, words):
         check_env_name(env)
 
 
-def ray_processes():
-    names = ("raylet", "gcs_server")
-    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in names}
+def processes_marked(mark):
+    """The processes whose environment holds PGDIST_TEST_MARK=mark: those a command started, and theirs."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("PGDIST_TEST_MARK") == mark:
+                found.append(process.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
 
 
 @pytest.mark.parametrize("env", ["NoSuchEnv-v0", "no_such_module:Env"])
-def test_a_bad_env_fails_before_ray_starts_and_leaves_nothing(env):
-    before = ray_processes()
+def test_a_bad_env_fails_before_ray_starts_and_leaves_nothing(env, tmp_path):
+    """Ray's own temp folder (RAY_TMPDIR) stays empty: no Ray session began. Other tests' Ray
+    instances may start meanwhile, so what the command leaves is told by a mark in its environment."""
+    mark = str(uuid.uuid4())
     result = subprocess.run(
         [sys.executable, "-m", "pgdist.cli", "train", "--env", env, "--iterations", "1"],
         capture_output=True, text=True, timeout=120,
+        env={**os.environ, "RAY_TMPDIR": str(tmp_path), "PGDIST_TEST_MARK": mark},
     )
     assert result.returncode == 2
     assert f"env='{env}'" in result.stderr
     assert "Traceback" not in result.stderr
-    assert ray_processes() <= before
+    assert not list(tmp_path.iterdir()), "Ray started a session"
+    assert processes_marked(mark) == []
 
 
 def test_yaml_round_trip(tmp_path):

@@ -33,6 +33,8 @@ def test_embed_learner_trains_the_users_policy_and_saves_it(request, tmp_path):
 
 
 def test_tune_search_runs_a_trial_per_setting(request, tmp_path):
-    out = run_example("tune_search.py", "--iterations", "2", "--storage", str(tmp_path), root=request.config.rootpath)
-    assert len(re.findall(r"^lr \S+\s+N \d+\s+final return", out, flags=re.M)) == 6
+    out = run_example("tune_search.py", "--iterations", "2", "--lr", "0.01", "0.03", "--episodes", "16",
+                      "--storage", str(tmp_path), root=request.config.rootpath)
+    trials = re.findall(r"^lr (\S+)\s+N (\d+)\s+final return", out, flags=re.M)
+    assert sorted(trials) == [("0.01", "16"), ("0.03", "16")], out
     assert re.search(r"^best: lr=\S+ N=\d+ return", out, flags=re.M)

@@ -211,6 +211,7 @@ def test_resume_gives_the_uninterrupted_n_schedule_and_theta(tmp_path, request):
     result = train(*flags, "--out", str(straight), cwd=root)
     assert result.returncode == 0, result.stderr
     assert "measured noise scale ≈" in result.stdout
+    assert "pgdist: CartPole-v1, N from 60, adaptive up to 240, 1 worker(s)" in result.stdout
     shutil.copytree(straight, crashed)
     shutil.copy(crashed / "checkpoint-000003.pt", crashed / "checkpoint.pt")
     result = run_command("resume", str(crashed), cwd=root)

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -36,12 +37,26 @@ def scratch(tmp_path, request):
     return tmp_path
 
 
+def run_folder(command):
+    """The run folder a command writes (train's --out) or reads (eval's and plot's first argument)."""
+    return command[command.index("--out") + 1] if command[0] == "train" else command[1]
+
+
 def test_the_readme_commands_run(request, scratch):
+    """Each run folder's commands in the README's order; the folders' chains side by side."""
     commands = pgdist_commands(request.config.rootpath)
     assert [c[0] for c in commands][:3] == ["train", "eval", "plot"], commands
+    chains = {}
     for command in commands:
-        result = subprocess.run([sys.executable, "-m", "pgdist.cli", *command], capture_output=True, text=True,
-                                timeout=600, cwd=scratch)
+        chains.setdefault(run_folder(command), []).append(command)
+
+    def run_chain(chain):
+        return [(command, subprocess.run([sys.executable, "-m", "pgdist.cli", *command], capture_output=True,
+                                         text=True, timeout=600, cwd=scratch)) for command in chain]
+
+    with ThreadPoolExecutor(len(chains)) as pool:
+        results = [ran for chain in pool.map(run_chain, chains.values()) for ran in chain]
+    for command, result in results:
         assert result.returncode == 0, f"{' '.join(command)}\n{result.stderr[-3000:]}"
         if command[0] == "eval":
             mean = float(re.search(r"mean return (\S+) ± \S+ over 100 episodes", result.stdout).group(1))

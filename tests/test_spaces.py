@@ -16,7 +16,7 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 from pgdist import Config, Learner
 from pgdist.envs import env_actions, env_spaces, flat_batch, make_env
 from pgdist.export import export
-from pgdist.policy import BernoulliPolicy, MultiCategoricalPolicy, Policy
+from pgdist.policy import BernoulliPolicy, MultiCategoricalPolicy, Policy, actor
 from replay import recorded_trajectories, reference_gradient
 from test_estimators import one_process_loss
 
@@ -142,6 +142,16 @@ def test_torchscript_export_gives_each_components_probabilities(make_policy, tmp
     torch.testing.assert_close(probabilities, policy(states).base_dist.probs, rtol=0, atol=0)
     if isinstance(policy, MultiCategoricalPolicy):
         assert probabilities.shape == (16, 2, 3) and (probabilities[:, 0, 2] == 0).all()
+
+
+def test_the_greedy_bits_are_the_likelier_values_and_0_at_a_tie():
+    """torch's Bernoulli.mode is nan at p = 1/2 (a fresh or symmetric policy): pgdist's greedy bit is 0 there."""
+    policy = BernoulliPolicy(3, 3, hidden=())
+    with torch.no_grad():
+        policy.net[0].weight.zero_()
+        policy.net[0].bias.copy_(torch.tensor([0.0, 2.0, -2.0]))
+    greedy = actor(policy, torch.Generator(), greedy=True)
+    assert greedy(torch.zeros(2, 3)).tolist() == [[0.0, 1.0, 0.0]] * 2
 
 
 def test_the_reference_loops_env_gives_the_same_flat_states():

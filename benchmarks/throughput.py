@@ -306,7 +306,7 @@ def raw_scaling(width: int, seconds: float, processes: int) -> float:
     ``seconds`` and is then measured for ``seconds``, all started together.
     """
     alone = run_raw(width, seconds, repeats=1).steps_per_second
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+    with multiprocessing.get_context("spawn").Pool(processes, torch.set_num_threads, (1,)) as pool:
         together = pool.starmap(run_raw, [(width, seconds, True, 1)] * processes)
     return sum(result.steps_per_second for result in together) / alone
 

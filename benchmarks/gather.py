@@ -26,8 +26,9 @@ import time
 import numpy as np
 import ray
 
-from pgdist.noise import ChunkSquares
 from pgdist.estimators import POLICY_SUMS
+from pgdist.learner import add_chunk
+from pgdist.noise import ChunkSquares
 from pgdist.ray_backend import IN_FLIGHT
 from pgdist.ray_startup import start_ray
 from pgdist.worker import ChunkResult
@@ -55,13 +56,7 @@ def gather_and_sum(refs: list) -> tuple[float, float]:
     while pending:
         [ready], pending = ray.wait(pending, num_returns=1)
         start, start_cpu = time.perf_counter(), time.process_time()
-        result = ray.get(ready)
-        squares.add([getattr(result, name) for name in POLICY_SUMS], result.episodes)
-        if total is None:
-            total = result.writable()
-        else:
-            total.add(result)
-        del result
+        total = add_chunk(total, squares, ray.get(ready))
         wall += time.perf_counter() - start
         cpu += time.process_time() - start_cpu
     return wall, cpu

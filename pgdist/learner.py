@@ -146,11 +146,7 @@ class Learner:
         try:
             for result in self.backend.sample(theta, self.version, chunks):
                 self.check_current(result)
-                squares.add([getattr(result, name) for name in POLICY_SUMS], result.episodes)
-                if total is None:
-                    total = result.writable()
-                else:
-                    total.add(result)
+                total = add_chunk(total, squares, result)
         except EnvError as error:
             if str(error) == error.message:
                 raise
@@ -308,6 +304,16 @@ def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module
     from pgdist.ray_backend import RayBackend
 
     return RayBackend(config, policy, value)
+
+
+def add_chunk(total: ChunkResult | None, squares: ChunkSquares, result: ChunkResult) -> ChunkResult:
+    """The learner's work per chunk: its dot products into ``squares``, its sums into ``total``
+    (None before the first chunk); returns the total."""
+    squares.add([getattr(result, name) for name in POLICY_SUMS], result.episodes)
+    if total is None:
+        return result.writable()
+    total.add(result)
+    return total
 
 
 def adapted_episodes(noise_scale: NoiseScale, episodes: int, config: Config, chunk_episodes: int) -> int:

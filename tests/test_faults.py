@@ -164,13 +164,15 @@ def test_a_second_signal_stops_at_once_and_keeps_the_previous_checkpoint(tmp_pat
     folder = tmp_path / "run"
     run = Command("train", *FLAGS, "--backend", "local", "--out", str(folder), cwd=tmp_path)
     run.wait_for_iteration(2)
-    # Python runs the handlers of both in turn, even if both arrive before it looks
+    # two different signals, since a second of the same kind may merge with the first while pending;
+    # Python runs both handlers, but in the order its threads caught them, so either may be the second
     os.kill(run.pid, signal.SIGINT)
     os.kill(run.pid, signal.SIGTERM)
     code, stderr = run.finish()
     line = the_one_line(stderr)
-    assert code == 143
-    assert line.startswith("pgdist: stopped at once by a second SIGTERM"), line
+    assert code in (128 + signal.SIGINT, 128 + signal.SIGTERM), (code, line)
+    second = signal.Signals(code - 128).name
+    assert line.startswith(f"pgdist: stopped at once by a second {second}"), line
     during = re.search(r"during iteration (\d+)", line)
     kept = kept_iteration(line, folder)
     assert during is None or int(during[1]) == kept + 1

@@ -43,10 +43,33 @@ START_TIMEOUT = 600.0
 CALL_AGAIN = 0.5
 
 
-class RayRolloutWorker(RolloutWorker):
-    def __init__(self, *args, **kwargs):
+class RayRolloutWorker:
+    """A Ray actor that runs the chunks of one run at a time.
+
+    The run's rollout worker is built from the run's arguments (env, policy, estimator, ...) on
+    its first call, and again whenever a call comes from another run. So actors serve one Learner
+    after another (``RayWorkers``), and one that Ray restarts (an empty ``__init__``) takes up its
+    run again from the first call it gets. ``run`` is a one-item list holding the reference to the
+    run's arguments: in a list, Ray hands the actor the reference, not the value on every call.
+    """
+
+    def __init__(self):
         torch.set_num_threads(1)
-        super().__init__(*args, **kwargs)
+        self.run_id = None
+        self.worker = None
+
+    def setup(self, run: list) -> str:
+        """Build ``run``'s rollout worker unless this actor has it already; the node it runs on."""
+        [arguments] = run
+        if arguments.hex() != self.run_id:
+            args, kwargs = ray.get(arguments)
+            self.worker = RolloutWorker(*args, **kwargs)
+            self.run_id = arguments.hex()
+        return self.node()
+
+    def run(self, run: list, theta: np.ndarray, version: int, chunk: Chunk) -> ChunkResult:
+        self.setup(run)
+        return self.worker.run(theta, version, chunk)
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -66,31 +89,33 @@ class RayBackend:
     other workers.
     """
 
-    def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
-        children = set(psutil.Process().children())
-        self.started_ray = start_ray(config.address, _runtime_env(config.env))
-        # the processes of the local instance it started, if it did: close() waits for them
-        self.local_instance = set(psutil.Process().children()) - children if self.started_ray == "local" else set()
+    def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None,
+                 lender: RayWorkers | None = None):
+        self.lender = lender or RayWorkers.default
+        self.own_lender = self.lender is None  # actors of its own: started here, ended at close()
+        self.started_ray, self.local_instance = None, set()
+        if self.own_lender:
+            children = set(psutil.Process().children())
+            self.started_ray = start_ray(config.address, _runtime_env(config.env))
+            # the processes of the local instance it started, if it did: close() waits for them
+            self.local_instance = set(psutil.Process().children()) - children if self.started_ray == "local" else set()
         self.chunk_timeout = config.chunk_timeout
-        self.pool = Actors([])
+        self.pool = Actors([], [])
+        self.dispatch = None
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
             self.workers = config.workers or max(1, int(cpus))
+            if not self.own_lender and config.workers is None:
+                self.workers = min(self.workers, self.lender.size)
             self.local_worker = None
             if self.started_ray == "local" and self.workers >= 2:
                 self.local_worker = LocalBackend(config, policy, value)
-            actor = ray.remote(RayRolloutWorker).options(
-                num_cpus=min(1.0, cpus / self.workers),
-                scheduling_strategy="SPREAD",
-                max_restarts=ACTOR_RESTARTS,
-                max_task_retries=0,
-            )
-            envs_per_chunk = layout(config).envs_per_chunk
-            self.pool = Actors(
-                actor.remote(config.env, policy, Estimator.of(config), envs_per_chunk, value,
-                             max_episode_steps=config.max_episode_steps)
-                for _ in range(self.workers - (self.local_worker is not None))
-            )
+            actors = self.workers - (self.local_worker is not None)
+            if self.own_lender:
+                self.lender = RayWorkers(actors, num_cpus=min(1.0, cpus / self.workers))
+            arguments = ((config.env, policy, Estimator.of(config), layout(config).envs_per_chunk, value),
+                         {"max_episode_steps": config.max_episode_steps})
+            self.pool = Actors(self.lender.lend(actors), [ray.put(arguments)])
         except BaseException:
             self.close()
             raise
@@ -101,7 +126,7 @@ class RayBackend:
         return self.pool.actors
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        dispatch = Dispatch(ray.put(theta), version, chunks, self.chunk_timeout)
+        dispatch = self.dispatch = Dispatch(ray.put(theta), version, chunks, self.chunk_timeout, self.pool.run)
         while dispatch.queue or dispatch.running:
             self._hand_out(dispatch)
             chunk = dispatch.take_for_here() if self.local_worker else None
@@ -186,11 +211,87 @@ class RayBackend:
         return ray.get([actor.node.remote() for actor in self.actors])
 
     def close(self) -> None:
-        self.pool.close()
+        if self.dispatch is not None and not self.own_lender:  # chunks left on actors that stay: drop them
+            for ref in self.dispatch.running:
+                ray.cancel(ref)
+        if self.lender is not None:
+            self.lender.take_back(self.pool.lent, self.pool.actors)
+            if self.own_lender:
+                self.lender.close()
+        self.pool = Actors([], [])
         if self.started_ray:
             processes = [*self.local_instance, *(q for p in self.local_instance for q in _children(p))]
             ray.shutdown()
             psutil.wait_procs(processes, timeout=10)  # the actors' processes too: the raylet leaves them exiting
+            self.started_ray = None
+
+
+class RayWorkers:
+    """Rollout actors that outlive a Learner: Learners borrow them in turn, and no actor starts twice.
+
+        with RayWorkers(4) as workers:      # in the Ray instance this process has joined or started
+            for lr in (1e-3, 3e-3):
+                with Learner(config.replace(lr=lr), backend=workers) as learner:
+                    learner.step()
+
+    While the ``with`` block runs, it is also ``RayWorkers.default``: every Learner whose config
+    says ``backend: ray`` borrows from it without being told. A Learner borrows ``config.workers``
+    actors (when unset, one per CPU of the cluster, at most ``size``), starting those not yet
+    started; the env's module must be importable where they run. Their state is the
+    run's alone (each rebuilds its rollout worker from a new run's first call, see
+    ``RayRolloutWorker``), so a Learner's theta is the same on borrowed actors as on new ones.
+    An actor that Ray gave up on during a run (its ``ACTOR_RESTARTS`` used up) leaves the pool, and
+    a new one starts in its place when a run needs it. A ``RayBackend`` given none, with no
+    ``with RayWorkers()`` block open, makes one of its own for its run and ends it with the run.
+    """
+
+    default = None  # the pool of the innermost open ``with RayWorkers()`` block, if any
+
+    def __init__(self, size: int | None = None, address: str | None = None, num_cpus: float | None = None):
+        self.started_ray = start_ray(address)
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        self.size = size if size is not None else max(1, int(cpus))
+        self.num_cpus = num_cpus if num_cpus is not None else min(1.0, cpus / max(1, self.size))
+        self.idle = []  # started and not lent, oldest first
+        self.lent = set()
+        self.outer = None
+
+    def __call__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None) -> RayBackend:
+        """A backend on these actors: ``Learner(config, backend=workers)``."""
+        return RayBackend(config, policy, value, lender=self)
+
+    def __enter__(self) -> RayWorkers:
+        self.outer, RayWorkers.default = RayWorkers.default, self
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        RayWorkers.default = self.outer
+        self.close()
+
+    def lend(self, count: int) -> list:
+        """``count`` actors for one run: idle ones first, new ones for the rest."""
+        if count > self.size - len(self.lent):
+            raise ValueError(f"a run asks for {count} Ray workers and this RayWorkers pool has "
+                             f"{self.size - len(self.lent)} of its {self.size} free: raise its size")
+        actor = ray.remote(RayRolloutWorker).options(
+            num_cpus=self.num_cpus, scheduling_strategy="SPREAD", max_restarts=ACTOR_RESTARTS, max_task_retries=0
+        )
+        actors = self.idle[:count] + [actor.remote() for _ in range(count - len(self.idle[:count]))]
+        del self.idle[:count]
+        self.lent.update(actors)
+        return actors
+
+    def take_back(self, lent: list, alive: list) -> None:
+        """The actors of a finished run; those Ray gave up on during it are dropped."""
+        self.lent.difference_update(lent)
+        self.idle += [actor for actor in lent if actor in alive]
+
+    def close(self) -> None:
+        for actor in [*self.idle, *self.lent]:
+            ray.kill(actor)
+        self.idle, self.lent = [], set()
+        if self.started_ray:
+            ray.shutdown()
             self.started_ray = None
 
 
@@ -202,16 +303,19 @@ class Actors:
     that Ray has given up on (its restarts used up) is dropped.
     """
 
-    def __init__(self, actors):
+    def __init__(self, actors: list, run: list):
+        self.lent = list(actors)  # what the backend borrowed, to give back at close
         self.actors = list(actors)
+        self.run = run  # [reference to the run's arguments], what each actor sets itself up from
         self.calls = {}  # the call each actor that is not up answers once it is: ref -> actor
         self.restarting = {}  # actor -> when it was last found restarting
         for actor in self.actors:
             self.call(actor)
 
     def call(self, actor) -> None:
-        """Give ``actor`` chunks again once it answers this call: it is starting, or died and restarts."""
-        self.calls[actor.node.remote()] = actor
+        """Give ``actor`` chunks again once it answers this call: it is starting, or died and restarts,
+        or it comes from a pool and ran another run's chunks last."""
+        self.calls[actor.setup.remote(self.run)] = actor
 
     def restart(self, actor) -> None:
         ray.kill(actor, no_restart=False)  # Ray restarts it as after any death
@@ -253,12 +357,6 @@ class Actors:
             else:
                 time.sleep(self.next_call())
 
-    def close(self) -> None:
-        for actor in self.actors:
-            ray.kill(actor)
-        self.actors, self.calls, self.restarting = [], {}, {}
-
-
 class Dispatch:
     """One sampling call's chunks: those queued, those running on actors (in the order handed out),
     when each busy actor began its current chunk, and what each chunk has done to the workers.
@@ -268,7 +366,8 @@ class Dispatch:
     runs on actors only, never in the learner's process, which it could kill or hang for good.
     """
 
-    def __init__(self, theta_ref, version: int, chunks: list[Chunk], chunk_timeout: float):
+    def __init__(self, theta_ref, version: int, chunks: list[Chunk], chunk_timeout: float, run: list):
+        self.run = run
         self.theta_ref = theta_ref
         self.version = version
         self.chunk_timeout = chunk_timeout
@@ -302,7 +401,7 @@ class Dispatch:
         chunk = self.queue.pop(position)
         if not self.busy(actor):
             self.began[actor] = time.monotonic()
-        self.running[actor.run.remote(self.theta_ref, self.version, chunk)] = (actor, chunk)
+        self.running[actor.run.remote(self.run, self.theta_ref, self.version, chunk)] = (actor, chunk)
 
     def finish(self, ref) -> None:
         actor, _ = self.running.pop(ref)

@@ -1,7 +1,8 @@
 """Shared fixtures: one local Ray instance for the whole session, and the backend parameter.
 
 Learners built while this instance is up join it instead of starting their own, and
-leave it running when they close (they stop only what they started).
+leave it running when they close (they stop only what they started). The tests that take the
+``backend`` parameter borrow their Ray actors from one ``RayWorkers`` for the session.
 """
 
 import os
@@ -41,9 +42,21 @@ def ray_instance():
         ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def ray_workers(ray_instance):
+    """Actors that the ``backend`` tests' Learners borrow in turn: each starts once a session."""
+    from pgdist.ray_backend import RayWorkers
+
+    workers = RayWorkers(8)
+    yield workers
+    workers.close()
+
+
 @pytest.fixture(params=BACKENDS)
-def backend(request):
-    """Run a test against both backends: the local one and Ray actors."""
+def backend(request, monkeypatch):
+    """Run a test against both backends: the local one and Ray actors (from ``ray_workers``)."""
     if request.param == "ray":
-        request.getfixturevalue("ray_instance")
+        from pgdist.ray_backend import RayWorkers
+
+        monkeypatch.setattr(RayWorkers, "default", request.getfixturevalue("ray_workers"))
     return request.param

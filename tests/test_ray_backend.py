@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import psutil
 import pytest
@@ -113,6 +114,39 @@ def assert_theta_of_local_backend(theta, config, iterations):
 
 def actor_pids(backend):
     return ray.get([actor.__ray_call__.remote(lambda worker: os.getpid()) for actor in backend.actors])
+
+
+def test_learners_in_turn_borrow_the_same_actors_and_each_gets_its_own_theta(ray_instance):
+    """Three runs on one RayWorkers: no actor starts twice, one killed between runs is restarted by
+    Ray and set up again, and each run's theta is the local backend's for its own config."""
+    config = Config(env="CartPole-v1", episodes=8, chunk_episodes=2, envs_per_chunk=2, workers=2, seed=5)
+    with ray_backend.RayWorkers(2) as workers:
+        pids = []
+        for lr in (0.01, 0.05, 0.01):
+            run = config.replace(lr=lr)
+            with Learner(run) as learner:  # backend: ray, so it borrows from the open RayWorkers
+                assert learner.backend.lender is workers
+                learner.step()
+                learner.step()
+                learner.backend.nodes()  # every actor is up (the killed one restarted)
+                pids.append(actor_pids(learner.backend))
+                theta = parameters_to_vector(learner.policy)
+            assert_theta_of_local_backend(theta, run, iterations=2)
+            if len(pids) == 1:
+                assert len(workers.idle) == 2 and not workers.lent
+                os.kill(pids[0][0], 9)
+        with pytest.raises(ValueError, match="asks for 3 Ray workers .* has 2 of its 2 free"):
+            Learner(config.replace(workers=3), backend=workers)
+    assert pids[1] == pids[2] and pids[0][1] == pids[1][1]  # the same processes, but the killed one
+    assert pids[0][0] != pids[1][0] and not psutil.pid_exists(pids[0][0])
+    assert ended(pids[2]), "closing the RayWorkers leaves its actors running"
+
+
+def ended(pids: list[int], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(psutil.pid_exists(pid) for pid in pids)
 
 
 @pytest.fixture

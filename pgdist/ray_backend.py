@@ -240,7 +240,9 @@ class RayWorkers:
     started; the env's module must be importable where they run. Their state is the
     run's alone (each rebuilds its rollout worker from a new run's first call, see
     ``RayRolloutWorker``), so a Learner's theta is the same on borrowed actors as on new ones.
-    An actor that Ray gave up on during a run (its ``ACTOR_RESTARTS`` used up) leaves the pool, and
+    Idle actors keep the CPUs they reserve (``num_cpus``, by default the cluster's CPUs shared
+    among ``size``), so actors started outside the pool may wait for them: pass
+    ``num_cpus=0`` to reserve none. An actor that Ray gave up on during a run (its ``ACTOR_RESTARTS`` used up) leaves the pool, and
     a new one starts in its place when a run needs it. A ``RayBackend`` given none, with no
     ``with RayWorkers()`` block open, makes one of its own for its run and ends it with the run.
     """

@@ -44,19 +44,29 @@ def ray_instance():
 
 @pytest.fixture(scope="session")
 def ray_workers(ray_instance):
-    """Actors that the ``backend`` tests' Learners borrow in turn: each starts once a session."""
+    """Actors that the ``backend`` tests' Learners borrow in turn: each starts once a session.
+
+    They reserve no CPU (``num_cpus=0``): idle between tests, they would otherwise hold the
+    instance's CPUs from the actors that other tests start of their own.
+    """
     from pgdist.ray_backend import RayWorkers
 
-    workers = RayWorkers(8)
+    workers = RayWorkers(8, num_cpus=0)
     yield workers
     workers.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request, monkeypatch):
-    """Run a test against both backends: the local one and Ray actors (from ``ray_workers``)."""
-    if request.param == "ray":
-        from pgdist.ray_backend import RayWorkers
+@pytest.fixture
+def borrowed_actors(ray_workers, monkeypatch):
+    """The test's Learners with ``backend: ray`` borrow the session's ``ray_workers``."""
+    from pgdist.ray_backend import RayWorkers
 
-        monkeypatch.setattr(RayWorkers, "default", request.getfixturevalue("ray_workers"))
+    monkeypatch.setattr(RayWorkers, "default", ray_workers)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Run a test against both backends: the local one and Ray actors (borrowed, ``ray_workers``)."""
+    if request.param == "ray":
+        request.getfixturevalue("borrowed_actors")
     return request.param

@@ -112,7 +112,7 @@ def test_the_image_policy_learns_which_side_the_dot_is_on():
 
 
 @needs_ale
-def test_atari_one_seed_gives_one_theta_whatever_the_workers(ray_instance):
+def test_atari_one_seed_gives_one_theta_whatever_the_workers(borrowed_actors):
     """AtariVectorEnv seeds a chunk's copies from the chunk's seed: 1 or 2 workers, the same theta."""
     thetas = []
     for workers in (1, 2):

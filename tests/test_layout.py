@@ -51,7 +51,7 @@ def test_adaptive_n_gets_two_chunks_or_more():
     assert layout(config).chunks(64) >= 2
 
 
-def test_the_default_layout_gives_one_theta_for_any_number_of_workers(ray_instance):
+def test_the_default_layout_gives_one_theta_for_any_number_of_workers(borrowed_actors):
     """N = 2000 makes 2 chunks under the rule: 3 Ray workers and one local worker agree."""
     config = Config(env="CartPole-v1", episodes=2000, lr=0.02, seed=4, workers=3)
     assert layout(config).chunks(2000) > 1

@@ -150,7 +150,7 @@ def test_chunk_squares_equal_the_chunk_sums_formed_one_by_one(estimator):
     assert noise.grad_sq == pytest.approx((k * c - a) / (n * (k - 1)), rel=1e-9)
 
 
-def test_estimates_and_adaptive_n_do_not_depend_on_the_workers(ray_instance):
+def test_estimates_and_adaptive_n_do_not_depend_on_the_workers(borrowed_actors):
     """One seed, one set of chunks: local, 1 and 3 Ray workers give the same estimates and N, step after step."""
     names = ("episodes", "trace_sigma", "grad_sq", "noise_scale")
     _, rows, local_theta = adaptive_run("local", 1, iterations=3)

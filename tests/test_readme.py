@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -65,8 +66,12 @@ def test_the_readme_commands_run(request, scratch):
 
 
 def test_the_readme_python_runs(request, ray_instance):
-    [block] = [b for b in readme_blocks(request.config.rootpath, "python") if "Learner(" in b]
+    """The blocks of "In your own Python" in turn, in one namespace, as a user would paste them."""
+    blocks = [textwrap.dedent(b) for b in readme_blocks(request.config.rootpath, "python") if "Learner(" in b]
+    assert len(blocks) == 2, blocks
     namespace = {}
-    exec(compile(block, "README.md", "exec"), namespace)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["state"]["version"] == 10
     assert namespace["gradient"].ndim == 1
+    assert [len(history) for history in namespace["histories"].values()] == [10, 10]

@@ -89,8 +89,11 @@ ray.shutdown()
 def test_a_local_instance_s_workers_are_as_nice_as_the_run(request):
     """Not Ray's default of 15 (this process works beside them), and not less nice than a run under nice."""
     env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", PLAIN_START_VARIABLE)}
-    result = subprocess.run([sys.executable, "-c", NICENESS], capture_output=True, text=True, timeout=180,
-                            cwd=request.config.rootpath, env=env, preexec_fn=lambda: os.nice(3))
+    for _ in range(2):  # at nice 3 beside the suite's other processes, its raylet may miss Ray's fixed 30 s
+        result = subprocess.run([sys.executable, "-c", NICENESS], capture_output=True, text=True, timeout=180,
+                                cwd=request.config.rootpath, env=env, preexec_fn=lambda: os.nice(3))
+        if "The current node timed out during startup" not in result.stderr:
+            break
     assert result.returncode == 0, result.stderr[-3000:]
     report = __import__("json").loads(result.stdout.splitlines()[-1])
     assert report == {"driver": os.nice(0) + 3, "worker": os.nice(0) + 3}, report

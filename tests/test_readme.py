@@ -74,4 +74,4 @@ def test_the_readme_python_runs(request, ray_instance):
         exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["state"]["version"] == 10
     assert namespace["gradient"].ndim == 1
-    assert [len(history) for history in namespace["histories"].values()] == [10, 10]
+    assert [len(history) for history in namespace["histories"].values()] == [3, 3]

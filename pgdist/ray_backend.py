@@ -8,10 +8,8 @@ is handed to another, and gives the same episodes there (chunks own their random
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
-from collections import Counter
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,6 +20,7 @@ import torch
 from pgdist.estimators import Estimator
 from pgdist.backends import LocalBackend, WorkerError
 from pgdist.config import Config
+from pgdist.dispatch import Dispatch, died_message, hung_message
 from pgdist.envs import import_root
 from pgdist.layout import layout
 from pgdist.ray_startup import start_ray
@@ -83,6 +82,9 @@ class RayBackend:
     chunks run here until the actors are up. In a cluster (``address``) or in a Ray instance
     the caller started, every worker is an actor.
 
+    Its actors come from a ``RayWorkers``: the one given (``lender``) or open in a ``with`` block,
+    whose actors it gives back at close, else one of its own, which it ends at close.
+
     An actor that dies (killed, out of memory, its node gone) is restarted by Ray and takes
     chunks again once it is up (``Actors``). Calls are never retried by Ray
     (``max_task_retries=0``): the chunks of a dead actor come back here at once and go to
@@ -126,7 +128,7 @@ class RayBackend:
         return self.pool.actors
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        dispatch = self.dispatch = Dispatch(ray.put(theta), version, chunks, self.chunk_timeout, self.pool.run)
+        dispatch = self.dispatch = Dispatch(ray.put(theta), version, chunks, self.chunk_timeout, START_TIMEOUT, self.pool.run)
         while dispatch.queue or dispatch.running:
             self._hand_out(dispatch)
             chunk = dispatch.take_for_here() if self.local_worker else None
@@ -161,7 +163,7 @@ class RayBackend:
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayActorError:
-                dispatch.lose(actor, dispatch.deaths, DEATHS_PER_CHUNK, _died)
+                dispatch.lose(actor, dispatch.deaths, DEATHS_PER_CHUNK, died_message)
                 self.pool.call(actor)
             else:
                 dispatch.finish(ref)
@@ -169,7 +171,7 @@ class RayBackend:
 
     def _restart_hung(self, dispatch: Dispatch, actor) -> None:
         """Its chunk goes to another actor; the actor is killed, and so restarted by Ray."""
-        chunk = dispatch.lose(actor, dispatch.timeouts, TIMEOUTS_PER_CHUNK, _hung)
+        chunk = dispatch.lose(actor, dispatch.timeouts, TIMEOUTS_PER_CHUNK, hung_message)
         warnings.warn(
             f"{dispatch.name(chunk)} ran for more than {self.chunk_timeout:g} s (chunk_timeout) on an actor: "
             "restarting that actor and running the chunk once more on an actor",
@@ -241,9 +243,9 @@ class RayWorkers:
     run's alone (each rebuilds its rollout worker from a new run's first call, see
     ``RayRolloutWorker``), so a Learner's theta is the same on borrowed actors as on new ones.
     Idle actors keep the CPUs they reserve (``num_cpus``, by default the cluster's CPUs shared
-    among ``size``), so actors started outside the pool may wait for them: pass
-    ``num_cpus=0`` to reserve none. An actor that Ray gave up on during a run (its ``ACTOR_RESTARTS`` used up) leaves the pool, and
-    a new one starts in its place when a run needs it. A ``RayBackend`` given none, with no
+    among ``size``), so actors started outside the pool may wait for them: pass ``num_cpus=0``
+    to reserve none. An actor that Ray gave up on during a run (its ``ACTOR_RESTARTS`` used up)
+    leaves the pool, and a new one starts in its place when a run needs it. A ``RayBackend`` given none, with no
     ``with RayWorkers()`` block open, makes one of its own for its run and ends it with the run.
     """
 
@@ -358,99 +360,6 @@ class Actors:
                 ray.wait(list(self.calls), num_returns=1, timeout=self.next_call())
             else:
                 time.sleep(self.next_call())
-
-class Dispatch:
-    """One sampling call's chunks: those queued, those running on actors (in the order handed out),
-    when each busy actor began its current chunk, and what each chunk has done to the workers.
-
-    Chunks own their randomness: one that comes back from a lost actor is queued again and gives the
-    same episodes elsewhere. The chunk a worker was running when it died or hung is ``suspect``: it
-    runs on actors only, never in the learner's process, which it could kill or hang for good.
-    """
-
-    def __init__(self, theta_ref, version: int, chunks: list[Chunk], chunk_timeout: float, run: list):
-        self.run = run
-        self.theta_ref = theta_ref
-        self.version = version
-        self.chunk_timeout = chunk_timeout
-        self.queue = list(chunks)
-        self.running = {}  # object ref -> (actor, chunk)
-        self.began = {}  # actor -> when its oldest running chunk began (as seen here)
-        self.deaths = Counter()  # chunk index -> workers that died running it
-        self.timeouts = Counter()  # chunk index -> workers it hung
-        self.suspect = set()  # indices of chunks that have died or hung on a worker
-        self.stalled_since = None  # since when no worker could run the queued chunks
-
-    def name(self, chunk: Chunk) -> str:
-        return f"chunk {chunk.index} (episodes {chunk.start}-{chunk.start + chunk.episodes - 1}) of iteration {self.version + 1}"
-
-    def busy(self, actor) -> int:
-        return sum(a == actor for a, _ in self.running.values())
-
-    def has_chunk_for_here(self) -> bool:
-        return any(chunk.index not in self.suspect for chunk in self.queue)
-
-    def take_for_here(self) -> Chunk | None:
-        """The first queued chunk the learner's own process may run (not a suspect one)."""
-        for position, chunk in enumerate(self.queue):
-            if chunk.index not in self.suspect:
-                return self.queue.pop(position)
-        return None
-
-    def submit(self, actor) -> None:
-        """The first suspect chunk if any (only actors may run it), else the first queued, to ``actor``."""
-        position = next((i for i, chunk in enumerate(self.queue) if chunk.index in self.suspect), 0)
-        chunk = self.queue.pop(position)
-        if not self.busy(actor):
-            self.began[actor] = time.monotonic()
-        self.running[actor.run.remote(self.run, self.theta_ref, self.version, chunk)] = (actor, chunk)
-
-    def finish(self, ref) -> None:
-        actor, _ = self.running.pop(ref)
-        self.began.pop(actor)
-        if self.busy(actor):
-            self.began[actor] = time.monotonic()  # it starts its next chunk now (at the latest)
-
-    def lose(self, actor, counts: Counter, limit: int, failure) -> Chunk:
-        """Queue ``actor``'s chunks again, the one it was running first; fail if that one did this ``limit`` times."""
-        refs = [ref for ref, (a, _) in self.running.items() if a == actor]
-        chunks = [self.running.pop(ref)[1] for ref in refs]
-        self.began.pop(actor, None)
-        culprit = chunks[0]  # results come in the order handed out: the oldest is the one it was running
-        counts[culprit.index] += 1
-        if counts[culprit.index] >= limit:
-            raise WorkerError(failure(self, culprit, counts[culprit.index]))
-        self.suspect.add(culprit.index)
-        self.queue[:0] = chunks
-        return culprit
-
-    def hung(self) -> list:
-        """The actors whose current chunk has run longer than chunk_timeout."""
-        now = time.monotonic()
-        return [actor for actor, began in list(self.began.items()) if now - began > self.chunk_timeout]
-
-    def wait_time(self) -> float | None:
-        """How long to wait for results before a chunk may have hung or the wait for workers is over."""
-        deadlines = [began + self.chunk_timeout for began in self.began.values()]
-        if self.stalled_since is not None:
-            deadlines.append(self.stalled_since + START_TIMEOUT)
-        if not deadlines or math.isinf(min(deadlines)):
-            return None
-        return max(0.0, min(deadlines) - time.monotonic())
-
-
-def _died(dispatch: Dispatch, chunk: Chunk, times: int) -> str:
-    return (
-        f"{dispatch.name(chunk)} ended the process of every worker that ran it ({times} times): its "
-        "environment likely crashes (see the Ray logs for how the workers exited)"
-    )
-
-
-def _hung(dispatch: Dispatch, chunk: Chunk, times: int) -> str:
-    return (
-        f"{dispatch.name(chunk)} hung on {times} workers: each ran it for more than {dispatch.chunk_timeout:g} s "
-        "(chunk_timeout); an environment stuck in step? (raise chunk_timeout if its chunks take that long)"
-    )
 
 
 def _children(process: psutil.Process) -> list[psutil.Process]:

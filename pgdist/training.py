@@ -15,10 +15,14 @@ logging are callbacks.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from pgdist.evaluate import evaluate
 
 
 class ExtraMissing(ImportError):
@@ -80,6 +84,59 @@ class SaveBest(Callback):
         if batch.return_mean > self.best:
             self.best = batch.return_mean
             torch.save(learner.policy.state_dict(), self.path)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation by ``Evaluate``: after ``steps`` environment steps of training, ``theta_version``'s
+    policy scored ``mean`` ± ``sd`` over the evaluation's episodes, in ``seconds``."""
+
+    steps: int
+    theta_version: int
+    mean: float
+    sd: float
+    seconds: float
+
+
+class Evaluate(Callback):
+    """Evaluate the policy every ``every_steps`` environment steps of training, as SB3's EvalCallback does,
+    and stop training at the first evaluation whose mean reaches ``stop_mean`` (if given).
+
+    An evaluation is ``pgdist.evaluate.evaluate`` on theta after the iteration's update: ``episodes``
+    fresh episodes run in this process (sampled actions unless ``greedy``; their environments and
+    actions seeded by ``seed``, so every evaluation sees the same starts) on ``envs`` copies of the
+    env in lockstep (default: one per episode, up to pgdist.layout.MAX_ENVS, whatever the training
+    chunks' envs_per_chunk), its time included in training's. Where an iteration's batch mean is too noisy to stop on (``stop_return``: a few
+    long episodes), this is the stop that says the policy itself is good. ``evaluations`` keeps
+    every result; ``on_evaluation``, if given, is called with each.
+    """
+
+    def __init__(self, every_steps: int, episodes: int = 100, stop_mean: float | None = None,
+                 greedy: bool = False, seed: int = 12345, envs: int | None = None, on_evaluation=None):
+        if every_steps < 1 or episodes < 1:
+            raise ValueError(f"Evaluate needs every_steps >= 1 and episodes >= 1, not {every_steps} and {episodes}")
+        self.every_steps, self.episodes, self.stop_mean = every_steps, episodes, stop_mean
+        self.greedy, self.seed, self.envs, self.on_evaluation = greedy, seed, envs, on_evaluation
+        self.evaluations: list[Evaluation] = []
+        self.steps = 0
+
+    def on_start(self, learner) -> None:
+        self.steps, self.next = 0, self.every_steps
+
+    def on_iteration(self, learner, metrics: dict) -> bool | None:
+        self.steps += metrics["steps"]
+        if self.steps < self.next:
+            return None
+        self.next += self.every_steps * (1 + (self.steps - self.next) // self.every_steps)
+        start = time.perf_counter()
+        config = learner.config.replace(envs_per_chunk=self.envs)
+        returns = evaluate(config, learner.policy, self.episodes, greedy=self.greedy, seed=self.seed)
+        result = Evaluation(self.steps, learner.version, float(returns.mean()), float(returns.std()),
+                            time.perf_counter() - start)
+        self.evaluations.append(result)
+        if self.on_evaluation is not None:
+            self.on_evaluation(result)
+        return False if self.stop_mean is not None and result.mean >= self.stop_mean else None
 
 
 class WandbLogger(Callback):

@@ -11,7 +11,8 @@ from pgdist import Config, Learner
 from pgdist.backends import LocalBackend
 from pgdist.metrics import METRICS
 from pgdist.policy import PolicyError, parameters_to_vector
-from pgdist.training import Callback, train
+from pgdist.evaluate import evaluate
+from pgdist.training import Callback, Evaluate, train
 from replay import float64_policy
 
 CONFIG = Config(env="CartPole-v1", episodes=12, chunk_episodes=4, envs_per_chunk=4, backend="local", seed=2,
@@ -122,6 +123,39 @@ def test_stop_return_stops_in_the_loop_and_keeps_the_policy_that_reached_it():
         history = train(learner)
         assert learner.version == 0 and torch.equal(parameters_to_vector(learner.policy), theta)
     assert len(history) == 1 and history[0]["stopped"]
+
+
+def test_evaluate_scores_theta_every_so_many_steps_and_stops_at_its_bar():
+    """Evaluations come after the iteration that crosses each multiple of every_steps, score the policy of
+    that moment as pgdist.evaluate does, and the first mean at stop_mean stops training with that policy."""
+    scored = []
+
+    class Score(Callback):  # what evaluate() gives the policy after each iteration, the evaluator's own way
+        def on_iteration(self, learner, metrics):
+            wide = learner.config.replace(envs_per_chunk=None)  # an evaluation's copies: one per episode
+            scored.append((metrics["steps"], float(evaluate(wide, learner.policy, 10, seed=7).mean())))
+
+    seen = []
+    watch = Evaluate(every_steps=500, episodes=10, seed=7, on_evaluation=seen.append)
+    with Learner(CONFIG.replace(iterations=8)) as learner:
+        train(learner, [Score(), watch])
+    steps = [sum(s for s, _ in scored[:i + 1]) for i in range(len(scored))]
+    crossing = [i for i in range(len(steps)) if steps[i] // 500 > (steps[i - 1] if i else 0) // 500]
+    assert len(crossing) >= 2, steps  # the test means something: several evaluations in 8 iterations
+    assert [e.steps for e in watch.evaluations] == [steps[i] for i in crossing]
+    assert [e.mean for e in watch.evaluations] == [scored[i][1] for i in crossing]
+    assert [e.theta_version for e in watch.evaluations] == [i + 1 for i in crossing] and seen == watch.evaluations
+
+    bar = watch.evaluations[1].mean  # reached by the second evaluation (or the first)
+    stop = Evaluate(every_steps=500, episodes=10, seed=7, stop_mean=bar)
+    with Learner(CONFIG.replace(iterations=8)) as learner:
+        history = train(learner, [stop])
+        assert stop.evaluations[-1].mean >= bar and len(stop.evaluations) <= 2
+        assert len(history) == stop.evaluations[-1].theta_version == learner.version < 8
+        wide = learner.config.replace(envs_per_chunk=None)
+        assert float(evaluate(wide, learner.policy, 10, seed=7).mean()) == stop.evaluations[-1].mean
+    with pytest.raises(ValueError, match="every_steps"):
+        Evaluate(every_steps=0)
 
 
 def test_step_always_steps_and_its_metrics_are_the_declared_ones():

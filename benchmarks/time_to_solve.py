@@ -6,8 +6,13 @@
 
 Tasks (--task): cartpole (the default, described below), hopper and halfcheetah (Hopper-v5 and
 HalfCheetah-v5, the mujoco extra: ``pip install -e ".[bench,mujoco]"``): "solved" = an evaluation
-mean >= 1000; pgdist runs configs/hopper.yaml or configs/halfcheetah.yaml with --stop-return 1100
-(a margin over the bar, as 495 over 475 for CartPole); SB3 PPO takes rl-baselines3-zoo's tuned
+mean >= 1000. There both sides stop by the same rule, SB3's below: an evaluation every 50,000 env
+steps, its time counted, the first mean >= 1000 ends the run. pgdist trains configs/hopper.yaml or
+configs/halfcheetah.yaml as a library (``Learner`` and ``train`` with the ``pgdist.training.Evaluate``
+callback; Ray backend, or --backend local), since an iteration's batch mean of a few long episodes
+is too noisy to stop on (a batch of 8 HalfCheetah episodes reached 1113 where the policy evaluated
+at 940). The evaluator runs its 100 episodes on 100 copies of the env in lockstep for both sides
+(the recipe's 4 copies made one SB3 evaluation take 35 s). SB3 PPO takes rl-baselines3-zoo's tuned
 Hopper-v4 / HalfCheetah-v4 entries (hyperparams/ppo.yml at commit 22e3ff2; the zoo has no v5
 entry, v5 has the same bodies, rewards and time limits) with their ``normalize: true``:
 VecNormalize on observations and rewards, its gamma the entry's, as the zoo builds it. SB3 is
@@ -106,7 +111,7 @@ class Task:
     zoo_entry: str  # its entry in rl-baselines3-zoo's hyperparams/ppo.yml
     zoo: dict  # that entry, as the zoo writes it
     eval_every: int  # SB3: environment steps between evaluations
-    stop_return: float | None = None  # pgdist --stop-return, for a recipe that runs its whole budget without one
+    pgdist_evaluates: bool = False  # pgdist stops by SB3's rule (Evaluate), not at its recipe's stop_return
 
 
 # rl-baselines3-zoo, hyperparams/ppo.yml (see the docstring).
@@ -163,9 +168,9 @@ ZOO_PPO_HALFCHEETAH = dict(
 
 TASKS = {
     "cartpole": Task("CartPole-v1", "configs/cartpole.yaml", 475.0, "CartPole-v1", ZOO_PPO_CARTPOLE, 10_000),
-    "hopper": Task("Hopper-v5", "configs/hopper.yaml", 1000.0, "Hopper-v4", ZOO_PPO_HOPPER, 50_000, stop_return=1100.0),
+    "hopper": Task("Hopper-v5", "configs/hopper.yaml", 1000.0, "Hopper-v4", ZOO_PPO_HOPPER, 50_000, pgdist_evaluates=True),
     "halfcheetah": Task("HalfCheetah-v5", "configs/halfcheetah.yaml", 1000.0, "HalfCheetah-v4", ZOO_PPO_HALFCHEETAH,
-                        50_000, stop_return=1100.0),
+                        50_000, pgdist_evaluates=True),
 }
 
 KINDS = {
@@ -229,7 +234,9 @@ def sb3_child(task: Task, seed: int, eval_every: int, threads: int) -> int:
     from pgdist.config import Config, read_yaml
     from pgdist.evaluate import evaluate
 
-    recipe = Config(**read_yaml(ROOT / task.config))  # for the evaluator's width, as pgdist eval uses it
+    recipe = Config(**read_yaml(ROOT / task.config))
+    if task.pgdist_evaluates:  # evaluate as pgdist's Evaluate does: one copy of the env per episode
+        recipe = recipe.replace(envs_per_chunk=None)
     if threads > 0:
         torch.set_num_threads(threads)
 
@@ -298,6 +305,34 @@ def sb3_child(task: Task, seed: int, eval_every: int, threads: int) -> int:
     rewards, _ = evaluate_policy(model, check_env, n_eval_episodes=EVAL_EPISODES, deterministic=False,
                                  return_episode_rewards=True)
     emit("check", mean=float(np.mean(rewards)), sd=float(np.std(rewards)))
+    return 0
+
+
+def pgdist_child(task: Task, seed: int, backend: str, eval_every: int) -> int:
+    """Train the task's recipe as a library until an evaluation mean reaches its bar: SB3's rule."""
+    import torch
+
+    from pgdist import Config, Learner, train
+    from pgdist.config import read_yaml
+    from pgdist.training import Callback, Evaluate
+
+    config = Config(**{**read_yaml(ROOT / task.config), "seed": seed, "backend": backend})
+
+    class Start(Callback):
+        def on_start(self, learner) -> None:
+            emit("start", steps=0, torch_threads=torch.get_num_threads())
+
+    def evaluated(result) -> None:
+        emit("eval", steps=result.steps, mean=result.mean, sd=result.sd, seconds=result.seconds)
+        if result.mean >= task.solved:
+            emit("solved", steps=result.steps, mean=result.mean, sd=result.sd, updates=result.theta_version,
+                 eval_seconds=sum(e.seconds for e in watch.evaluations), evaluations=len(watch.evaluations))
+
+    watch = Evaluate(eval_every, EVAL_EPISODES, stop_mean=task.solved, seed=EVAL_SEED, on_evaluation=evaluated)
+    with Learner(config) as learner:
+        train(learner, [Start(), watch])
+        emit("stopped", steps=watch.steps, updates=learner.version, evaluations=len(watch.evaluations),
+             eval_seconds=sum(e.seconds for e in watch.evaluations))
     return 0
 
 
@@ -493,12 +528,14 @@ def pgdist_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "pgdist.cli"]
 
 
-def run_pgdist(task: Task, kind: str, seed: int, folder: Path, timeout: float) -> Result:
+def run_pgdist(task: Task, kind: str, seed: int, folder: Path, timeout: float, eval_every: int) -> Result:
+    if task.pgdist_evaluates:
+        command = [sys.executable, str(Path(__file__).resolve()), "--task", task_name(task), "--pgdist-child",
+                   str(seed), "--backend", kind, "--eval-every", str(eval_every)]
+        return run_evaluated(task, kind, seed, command, folder, timeout)
     result = Result(kind, seed)
     out = folder / "run"
     command = pgdist_command() + ["train", "--config", task.config, "--seed", str(seed), "--out", str(out)]
-    if task.stop_return is not None:
-        command += ["--stop-return", str(task.stop_return)]
     if kind == "local":
         command += ["--backend", "local"]
     train = run_child(command, folder / "train.log", timeout)
@@ -540,10 +577,15 @@ def run_pgdist(task: Task, kind: str, seed: int, folder: Path, timeout: float) -
 
 
 def run_sb3(task: Task, seed: int, folder: Path, timeout: float, eval_every: int, threads: int) -> Result:
-    result = Result("sb3", seed)
     command = [sys.executable, str(Path(__file__).resolve()), "--task", task_name(task), "--sb3-child", str(seed),
                "--eval-every", str(eval_every),
                "--sb3-threads", str(threads)]
+    return run_evaluated(task, "sb3", seed, command, folder, timeout)
+
+
+def run_evaluated(task: Task, kind: str, seed: int, command: list[str], folder: Path, timeout: float) -> Result:
+    """A child that evaluates as it trains (SB3's, or pgdist's with Evaluate) and says so in event lines."""
+    result = Result(kind, seed)
     child = run_child(command, folder / "train.log", timeout)
     result.other_cpu = child.other_cpu
     events = child.events()
@@ -562,16 +604,18 @@ def run_sb3(task: Task, seed: int, folder: Path, timeout: float, eval_every: int
             result.env_steps = event["steps"]
             result.eval_seconds = event["eval_seconds"]
             result.evaluations = event["evaluations"]
+            result.updates = event.get("updates")
         elif name == "check":
             result.check_mean = event["mean"]
-    if result.env_steps is not None:
+    if kind == "sb3" and result.env_steps is not None:
         hp = task.zoo
         result.updates = result.env_steps // (hp["n_envs"] * hp["n_steps"])  # PPO updates done by then
     if child.returncode != 0:
         result.notes.append("timed out" if child.timed_out else f"exited {child.returncode}")
-        print(f"  sb3 seed {seed}: the child failed; its last lines:\n{child.tail()}", file=sys.stderr)
+        print(f"  {kind} seed {seed}: the child failed; its last lines:\n{child.tail()}", file=sys.stderr)
     if not result.solved:
-        result.notes.append(f"no evaluation >= {task.solved:g} in {task.zoo['n_timesteps']} steps")
+        budget = f"{task.zoo['n_timesteps']} steps" if kind == "sb3" else "the recipe's iterations"
+        result.notes.append(f"no evaluation >= {task.solved:g} in {budget}")
     return result
 
 
@@ -724,7 +768,7 @@ def print_results(task: Task, results: list[Result], seeds: list[int]) -> None:
     rows = []
     for kind in kinds:
         for r in by_kind[kind]:
-            if kind == "sb3":
+            if kind == "sb3" or task.pgdist_evaluates:
                 evals = f"{number(r.eval_seconds, 2)} ({r.evaluations} evals, inside)" if r.evaluations else "–"
                 after = "–"
                 check = number(r.check_mean)
@@ -742,7 +786,8 @@ def print_results(task: Task, results: list[Result], seeds: list[int]) -> None:
            "exit after stop (s)", "updates", "env steps", "evaluation time (s)", "SB3 evaluate_policy check",
            "other processes' CPU", "attempt", "notes"], rows)
     print()
-    print("time = launch to exit for pgdist (counted only if solved), launch to the solving evaluation's end for SB3; "
+    print("time = launch to exit for pgdist (counted only if solved), launch to the solving evaluation's end for SB3 "
+          "(and for pgdist where it evaluates as it trains: the MuJoCo tasks); "
           "training = first training step to the stop (SB3: its evaluations included); exit after stop = saving "
           "the checkpoint and stopping Ray/the workers; updates = pgdist iterations (N episodes each) or PPO "
           "rollouts of n_envs x n_steps steps (n_epochs epochs each); env steps = steps of the episodes trained on; "
@@ -787,6 +832,8 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for the runs and logs (default: runs/time_to_solve/<time>)")
     parser.add_argument("--sb3-child", type=int, default=None, metavar="SEED", help=argparse.SUPPRESS)
+    parser.add_argument("--pgdist-child", type=int, default=None, metavar="SEED", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default="ray", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -803,7 +850,7 @@ def run_quietly(kind: str, seed: int, folder: Path, args) -> Result:
         if kind == "sb3":
             result = run_sb3(args.task, seed, here, args.timeout, args.eval_every, args.sb3_threads)
         else:
-            result = run_pgdist(args.task, kind, seed, here, args.timeout)
+            result = run_pgdist(args.task, kind, seed, here, args.timeout, args.eval_every)
         result.attempt = attempt + 1
         attempts.append(result)
         if kind != "sb3" and (sources != args.sources or source_fingerprint(args.task) != sources):
@@ -832,6 +879,8 @@ def main(argv: list[str] | None = None) -> int:
     args.eval_every = args.eval_every or task.eval_every
     if args.sb3_child is not None:
         return sb3_child(task, args.sb3_child, args.eval_every, args.sb3_threads)
+    if args.pgdist_child is not None:
+        return pgdist_child(task, args.pgdist_child, args.backend, args.eval_every)
     if "sb3" in args.runs and version("stable-baselines3") == "not installed":
         print("stable-baselines3 is not installed: .venv/bin/pip install -c constraints.txt stable-baselines3",
               file=sys.stderr)
@@ -850,10 +899,15 @@ def main(argv: list[str] | None = None) -> int:
           f"(busy < {args.idle:.0%} for 6 s), and run again (up to {args.retries} times) if other processes used "
           f"more than {args.idle:.0%} of them during it; "
           f"runs and logs in {out}")
-    stop = f" --stop-return {task.stop_return:g}" if task.stop_return is not None else ""
-    print(f"- pgdist: `pgdist train --config {task.config}{stop} --seed S --out DIR [--backend local]` "
-          f"(stops itself at an iteration mean >= stop_return), then `pgdist eval DIR --episodes {EVAL_EPISODES}` "
-          "(not timed)")
+    if task.pgdist_evaluates:
+        print(f"- pgdist: {task.config} trained as a library (`Learner`, `train` with `pgdist.training.Evaluate`: "
+              f"every {args.eval_every} env steps, {EVAL_EPISODES} episodes, sampled actions, seed {EVAL_SEED}), "
+              f"stopping at the first evaluation mean >= {task.solved:g}: SB3's rule below, evaluation time "
+              "counted in; Ray backend, or --backend local")
+    else:
+        print(f"- pgdist: `pgdist train --config {task.config} --seed S --out DIR [--backend local]` "
+              f"(stops itself at an iteration mean >= stop_return), then `pgdist eval DIR --episodes {EVAL_EPISODES}` "
+              "(not timed)")
     hp = ", ".join(f"{k} {v}" for k, v in task.zoo.items())
     sb3_threads = (f"{args.sb3_threads} torch thread(s) (--sb3-threads)" if args.sb3_threads > 0
                    else "torch's default thread count, as in the zoo (the per-seed notes give it)")

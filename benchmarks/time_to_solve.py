@@ -481,6 +481,7 @@ def run_child(command: list[str], log: Path, timeout: float) -> Child:
                 at = time.perf_counter() - start
                 lines.append((at, line.rstrip("\n")))
                 file.write(f"[{at:8.3f}] {line}")
+                file.flush()  # the log shows a long run's progress as it goes
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -614,8 +615,12 @@ def run_evaluated(task: Task, kind: str, seed: int, command: list[str], folder: 
         result.notes.append("timed out" if child.timed_out else f"exited {child.returncode}")
         print(f"  {kind} seed {seed}: the child failed; its last lines:\n{child.tail()}", file=sys.stderr)
     if not result.solved:
-        budget = f"{task.zoo['n_timesteps']} steps" if kind == "sb3" else "the recipe's iterations"
-        result.notes.append(f"no evaluation >= {task.solved:g} in {budget}")
+        evaluated = [event for _, event in events if event["event"] == "eval"]
+        budget = (f"{timeout:g} s, the timeout" if child.timed_out else
+                  f"{task.zoo['n_timesteps']} steps" if kind == "sb3" else "the recipe's iterations")
+        result.notes.append(f"no evaluation >= {task.solved:g} in {budget}" + (
+            f" ({len(evaluated)} evaluations to {evaluated[-1]['steps']} steps, the best "
+            f"{max(e['mean'] for e in evaluated):.1f})" if evaluated else ""))
     return result
 
 

@@ -177,7 +177,7 @@ class RolloutWorker:
         check_finite(states, np.zeros(width), timestep, resetting)
         resetting[:] = False
         started, finished, truncated = width, 0, 0
-        steps = []  # per lockstep: (states, actions, rewards, timestep, episode) of the kept copies
+        steps = []  # per lockstep: (states, actions, rewards, timestep, episode, kept), all copies
         actions = None
         with torch.inference_mode():
             while finished < chunk.episodes:
@@ -189,7 +189,7 @@ class RolloutWorker:
                     actions = act(policy_input(states, self.dtype)).numpy()
                 next_states, rewards, dones, cut = env.step(actions)
                 check_finite(next_states, rewards, timestep, resetting)
-                steps.append(kept_rows(kept, states, actions, rewards, timestep, episode))
+                steps.append((states, actions, rewards, timestep.copy(), episode.copy(), kept))
                 ended = dones & kept
                 finished += int(np.count_nonzero(ended))
                 truncated += int(np.count_nonzero(cut & ended))
@@ -217,7 +217,8 @@ class RolloutWorker:
 
     def _episodes(self, steps: list, count: int, truncated: int) -> Episodes:
         """The kept rows of the chunk's locksteps, concatenated once per chunk."""
-        states, actions, rewards, timestep, episode = (np.concatenate(column) for column in zip(*steps))
+        *columns, kept = (np.concatenate(column) for column in zip(*steps))
+        states, actions, rewards, timestep, episode = (column[kept] for column in columns)
         return Episodes(
             states=policy_input(states, self.dtype),
             actions=torch.as_tensor(actions),
@@ -282,19 +283,6 @@ class RolloutWorker:
         if width not in self._vector_envs:
             self._vector_envs[width] = make_vector_env(self.env, width, self.max_episode_steps)
         return self._vector_envs[width]
-
-
-def kept_rows(kept, states, actions, rewards, timestep, episode) -> tuple[np.ndarray, ...]:
-    """The rows of one lockstep that the chunk keeps, as arrays of their own.
-
-    Taken at each lockstep rather than once per chunk: the steps of autoresets and dropped
-    episodes (half of a chunk's copy-steps at the default layout) are never held, so a chunk
-    holds its kept steps alone. The vector envs return new arrays at each step; the rollout
-    changes ``timestep`` and ``episode`` in place, so a lockstep that keeps every copy copies those.
-    """
-    if kept.all():
-        return states, actions, rewards, timestep.copy(), episode.copy()
-    return states[kept], actions[kept], rewards[kept], timestep[kept], episode[kept]
 
 
 FORWARD_PASS_NUMBERS = 1 << 23  # the most observation numbers one forward pass takes (32 MiB as float32)

@@ -106,9 +106,10 @@ class Evaluate(Callback):
     fresh episodes run in this process (sampled actions unless ``greedy``; their environments and
     actions seeded by ``seed``, so every evaluation sees the same starts) on ``envs`` copies of the
     env in lockstep (default: one per episode, up to pgdist.layout.MAX_ENVS, whatever the training
-    chunks' envs_per_chunk), its time included in training's. Where an iteration's batch mean is too noisy to stop on (``stop_return``: a few
-    long episodes), this is the stop that says the policy itself is good. ``evaluations`` keeps
-    every result; ``on_evaluation``, if given, is called with each.
+    chunks' envs_per_chunk), its time included in training's. Where an iteration's batch mean is
+    too noisy to stop on (``stop_return`` over a few long episodes), this is the stop that says the
+    policy itself is good. ``evaluations`` keeps every result; ``on_evaluation``, if given, is
+    called with each.
     """
 
     def __init__(self, every_steps: int, episodes: int = 100, stop_mean: float | None = None,
@@ -118,7 +119,7 @@ class Evaluate(Callback):
         self.every_steps, self.episodes, self.stop_mean = every_steps, episodes, stop_mean
         self.greedy, self.seed, self.envs, self.on_evaluation = greedy, seed, envs, on_evaluation
         self.evaluations: list[Evaluation] = []
-        self.steps = 0
+        self.steps, self.next = 0, every_steps  # env steps trained on since on_start; the next evaluation's
 
     def on_start(self, learner) -> None:
         self.steps, self.next = 0, self.every_steps

@@ -529,10 +529,14 @@ def pgdist_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "pgdist.cli"]
 
 
+def child_command(task: Task, *arguments) -> list[str]:
+    """This script, run again as a child that trains one run (``--sb3-child`` or ``--pgdist-child``)."""
+    return [sys.executable, str(Path(__file__).resolve()), "--task", task_name(task), *map(str, arguments)]
+
+
 def run_pgdist(task: Task, kind: str, seed: int, folder: Path, timeout: float, eval_every: int) -> Result:
     if task.pgdist_evaluates:
-        command = [sys.executable, str(Path(__file__).resolve()), "--task", task_name(task), "--pgdist-child",
-                   str(seed), "--backend", kind, "--eval-every", str(eval_every)]
+        command = child_command(task, "--pgdist-child", seed, "--backend", kind, "--eval-every", eval_every)
         return run_evaluated(task, kind, seed, command, folder, timeout)
     result = Result(kind, seed)
     out = folder / "run"
@@ -578,9 +582,7 @@ def run_pgdist(task: Task, kind: str, seed: int, folder: Path, timeout: float, e
 
 
 def run_sb3(task: Task, seed: int, folder: Path, timeout: float, eval_every: int, threads: int) -> Result:
-    command = [sys.executable, str(Path(__file__).resolve()), "--task", task_name(task), "--sb3-child", str(seed),
-               "--eval-every", str(eval_every),
-               "--sb3-threads", str(threads)]
+    command = child_command(task, "--sb3-child", seed, "--eval-every", eval_every, "--sb3-threads", threads)
     return run_evaluated(task, "sb3", seed, command, folder, timeout)
 
 

@@ -119,16 +119,15 @@ class Evaluate(Callback):
         self.every_steps, self.episodes, self.stop_mean = every_steps, episodes, stop_mean
         self.greedy, self.seed, self.envs, self.on_evaluation = greedy, seed, envs, on_evaluation
         self.evaluations: list[Evaluation] = []
-        self.steps, self.next = 0, every_steps  # env steps trained on since on_start; the next evaluation's
+        self.steps = 0  # env steps trained on since on_start
 
     def on_start(self, learner) -> None:
-        self.steps, self.next = 0, self.every_steps
+        self.steps = 0
 
     def on_iteration(self, learner, metrics: dict) -> bool | None:
-        self.steps += metrics["steps"]
-        if self.steps < self.next:
+        before, self.steps = self.steps, self.steps + metrics["steps"]
+        if self.steps // self.every_steps == before // self.every_steps:  # no multiple of every_steps crossed
             return None
-        self.next += self.every_steps * (1 + (self.steps - self.next) // self.every_steps)
         start = time.perf_counter()
         config = learner.config.replace(envs_per_chunk=self.envs)
         returns = evaluate(config, learner.policy, self.episodes, greedy=self.greedy, seed=self.seed)

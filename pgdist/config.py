@@ -80,8 +80,9 @@ class Config:
     )
     workers: int | None = _field(
         None,
-        "rollout workers; default: the number of CPUs Ray sees. Ray actors, except on a local "
-        "instance pgdist starts, where this process is one of them (workers - 1 actors)",
+        "rollout workers; default: the number of CPUs Ray sees, but no more than N's chunks (2 at least "
+        "on a local instance pgdist starts). Ray actors, except on a local instance pgdist starts, where "
+        "this process is one of them (workers - 1 actors)",
     )
     seed: int = _field(0, "seed of everything random: weights, environments, actions")
     address: str | None = _field(

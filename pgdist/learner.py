@@ -100,15 +100,18 @@ class Learner:
         self.tell_idle_workers()
 
     def tell_idle_workers(self) -> None:
-        """Say, in pgdist's words, when N makes fewer chunks than there are workers and smaller chunks
-        would keep them busy (N / workers >= MIN_CHUNK); for smaller N, idle workers cost nothing."""
+        """Say, in pgdist's words, when N makes fewer chunks than there are workers (or, with the default
+        workers, CPUs) and smaller chunks would keep them busy (N / workers >= MIN_CHUNK); for smaller N,
+        idle workers cost nothing."""
         workers, chunks = self.backend.workers, self.layout.chunks(self.config.episodes)
+        if self.config.workers is None:
+            workers = max(workers, getattr(self.backend, "cpus", 0))  # the Ray backend starts no more than chunks
         share = self.config.episodes // workers
         if chunks < workers and share >= MIN_CHUNK:
             log.warning(
-                f"pgdist: N={self.config.episodes} makes {chunks} chunk(s) of {self.layout.chunk_episodes} episodes "
-                f"for {workers} workers, so {workers - chunks} will idle: set chunk_episodes "
-                f"(--chunk-episodes) to {share} or less, or raise N"
+                f"pgdist: N={self.config.episodes} makes {chunks} chunk(s) of {self.layout.chunk_episodes} episodes, "
+                f"which keep {chunks} of {workers} workers busy: set chunk_episodes (--chunk-episodes) to {share} "
+                "or less, or raise N"
             )
 
     def parameter_groups(self) -> list[dict]:

@@ -106,7 +106,11 @@ class RayBackend:
         self.dispatch = None
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
-            self.workers = config.workers or max(1, int(cpus))
+            self.cpus = max(1, int(cpus))
+            # by default one worker per CPU, but no more than N's chunks: a worker without one would only
+            # start and idle (on its own instance, this process and one actor, as this process runs chunks)
+            chunks = layout(config).chunks(config.episodes_max or config.episodes)
+            self.workers = config.workers or min(self.cpus, max(chunks, 2 if self.started_ray == "local" else 1))
             if not self.own_lender and config.workers is None:
                 self.workers = min(self.workers, self.lender.size)
             self.local_worker = None

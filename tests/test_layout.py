@@ -77,8 +77,8 @@ def test_idle_workers_are_told_in_pgdist_s_words_only_when_smaller_chunks_would_
     config = Config(env="CartPole-v1", episodes=episodes, chunk_episodes=chunk_episodes, backend="local")
     with caplog.at_level(logging.WARNING, logger="pgdist"):
         Learner(config, backend=FourWorkers).close()
-    lines = [record.getMessage() for record in caplog.records if "idle" in record.getMessage()]
+    lines = [record.getMessage() for record in caplog.records if "busy" in record.getMessage()]
     assert bool(lines) == told
     if told:
-        assert lines[0].startswith(f"pgdist: N={episodes} makes 2 chunk(s)")
+        assert lines[0].startswith(f"pgdist: N={episodes} makes 2 chunk(s)") and "keep 2 of 4 workers busy" in lines[0]
         assert f"chunk_episodes (--chunk-episodes) to {episodes // 4} or less" in lines[0]

@@ -296,3 +296,19 @@ def test_a_chunk_that_hung_on_an_actor_never_runs_in_the_learners_process():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("ok")
+
+
+def test_by_default_no_more_workers_than_chunks_and_the_cpus_left_idle_are_told(ray_instance, caplog):
+    """A worker without a chunk would only start and idle: the default is the CPUs, at most the chunks."""
+    cpus = int(ray_instance.cluster_resources()["CPU"])
+    if cpus < 2:
+        pytest.skip(f"the test instance has {cpus} CPU")
+    config = Config(env="CartPole-v1", episodes=1000, chunk_episodes=1000)  # one chunk, N / CPUs >= MIN_CHUNK
+    with caplog.at_level("WARNING", logger="pgdist"), Learner(config) as learner:
+        assert learner.backend.workers == 1 and len(learner.backend.actors) == 1
+    [told] = [record.getMessage() for record in caplog.records if "busy" in record.getMessage()]
+    assert told.startswith(f"pgdist: N=1000 makes 1 chunk(s) of 1000 episodes, which keep 1 of {cpus} workers busy")
+    with Learner(config.replace(workers=2)) as learner:  # asked for: started, though one idles
+        assert learner.backend.workers == 2 and len(learner.backend.actors) == 2
+    with Learner(config.replace(chunk_episodes=500)) as learner:
+        assert learner.backend.workers == min(2, cpus)

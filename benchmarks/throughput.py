@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/throughput.py --quick    # a short run
     .venv/bin/python benchmarks/throughput.py --chunk-episodes 256 --envs-per-chunk 64
     .venv/bin/python benchmarks/throughput.py --worker-ratio   # one worker / raw ceiling, per estimator
+    .venv/bin/python benchmarks/throughput.py --weak 16000 --layouts rule 2000/512   # weak scaling
 
 Sections, each printed as a markdown table:
 
@@ -18,6 +19,9 @@ Sections, each printed as a markdown table:
     ``backend.sample`` (the workers' chunks, or waiting for them), split into the
     summing of the chunks' results (with theta's broadcast and the chunk list) and
     ``Learner.update()``.
+(e) ``--worker-ratio``: one worker over its raw ceiling, per estimator.
+(f) ``--weak K``: weak scaling, alone: N = K episodes per worker for each ``--workers`` count,
+    all workers Ray actors of one caller's instance, for each of ``--layouts`` in turn.
 
 Steps are the steps of the episodes the gradient uses: a vector environment's
 autoreset steps, and the steps of episodes a chunk drops, are not counted.
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     chunk_episodes, envs_per_chunk = args.chunk_episodes, args.envs_per_chunk  # None: pgdist.layout's rule
     if args.worker_ratio:
         return run_worker_ratio(args, chunk_episodes, envs_per_chunk)
+    if args.weak:
+        return run_weak_scaling(args)
 
     print("# pgdist throughput on " + ENV + (" (--quick)" if args.quick else ""))
     print()
@@ -112,6 +118,11 @@ def parse_args(argv):
         help="only (e): one worker (local backend) / the raw ceiling at its width, per estimator, "
         "at the largest --episodes (default 32000), the median of REPEATS (default 3) interleaved runs",
     )
+    parser.add_argument("--weak", type=int, metavar="K",
+                        help="only (f): weak scaling, N = K episodes per worker for each --workers count")
+    parser.add_argument("--layouts", nargs="+", default=["rule"], metavar="LAYOUT",
+                        help="(f)'s layouts, compared in turn at each worker count: 'rule' (pgdist.layout's) or "
+                        "CHUNK/ENVS, e.g. 2000/512 (default: rule)")
     parser.add_argument(
         "--torch-threads",
         type=int,
@@ -678,6 +689,60 @@ def run_worker_ratio(args, chunk_episodes: int, envs_per_chunk: int) -> int:
             for name in ESTIMATORS
         ],
     )
+    print(f"load average at the end: {format_load()}")
+    return 0
+
+
+# --- (f) weak scaling ---------------------------------------------------------------------
+
+
+def parse_layout(text: str) -> tuple[int | None, int | None]:
+    """'rule' -> (None, None): pgdist.layout's choice; 'C/E' -> chunk_episodes C on E copies."""
+    if text == "rule":
+        return None, None
+    chunk, _, envs = text.partition("/")
+    if not (chunk.isdigit() and envs.isdigit()):
+        raise SystemExit(f"--layouts: expected 'rule' or CHUNK/ENVS such as 2000/512, got {text!r}")
+    return int(chunk), int(envs)
+
+
+def run_weak_scaling(args) -> int:
+    """Steps/s with N = K episodes per worker, for each worker count and layout (interleaved, so that a
+    comparison's rows share the machine's minute), all workers actors of one caller's Ray instance."""
+    from pgdist.ray_startup import start_ray
+
+    import ray
+
+    layouts = {text: parse_layout(text) for text in args.layouts}
+    print(f"# weak scaling on {ENV}: N = {args.weak} episodes per worker, all workers Ray actors")
+    print()
+    print_machine(args)
+    print()
+    started = start_ray(None)
+    rows: dict[str, list[Row]] = {text: [] for text in layouts}
+    try:
+        for workers in args.workers:
+            for text, (chunk_episodes, envs_per_chunk) in layouts.items():
+                config = base_config(chunk_episodes, envs_per_chunk).replace(
+                    episodes=args.weak * workers, backend="ray", workers=workers)
+                rows[text].append(measure(config, args.iterations, args.min_seconds, f"ray, {workers} worker(s)"))
+    finally:
+        if started:
+            ray.shutdown()
+    header = ["layout", "workers", "N", "chunks", "chunk_episodes", "envs_per_chunk", "steps/s", "/ 1 worker",
+              "efficiency (/ W x 1 worker)", f"/ {args.layouts[0]} at W", "first step() s"]
+    body = []
+    first = rows[args.layouts[0]]
+    for text, series in rows.items():
+        one = next((row for row in series if row.workers == 1), None)
+        for row in series:
+            speedup = row.steps_per_second / one.steps_per_second if one else None
+            body.append([text, row.workers, row.episodes, row.chunks, row.chunk_episodes, row.envs_per_chunk,
+                         f"{row.steps_per_second:,.0f}", "" if speedup is None else f"{speedup:.2f}",
+                         "" if speedup is None else f"{speedup / row.workers:.2f}",
+                         ratio(row.steps_per_second, next(r for r in first if r.workers == row.workers)),
+                         f"{row.warmup.seconds:.2f}"])
+    table(header, body)
     print(f"load average at the end: {format_load()}")
     return 0
 

@@ -17,11 +17,12 @@ def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: boo
     """Undiscounted returns of ``episodes`` episodes, actions sampled from pi or, if ``greedy``, its mode.
 
     One copy of the env per episode (up to MAX_ENVS) unless envs_per_chunk says otherwise: an
-    evaluation waits for its episodes, not for a throughput.
+    evaluation waits for its episodes, not for a throughput. It keeps the rewards, not the states
+    (100 Atari episodes would hold gigabytes of frames).
     """
     width = min(config.envs_per_chunk or MAX_ENVS, episodes)
     worker = RolloutWorker(config.env, policy, Estimator.of(config), width, greedy=greedy,
-                           max_episode_steps=config.max_episode_steps)
+                           max_episode_steps=config.max_episode_steps, keep_states=False)
     worker.load(parameters_to_vector(policy).numpy(), version=0)
     with one_torch_thread():
         trajectories = worker.rollout(Chunk(index=0, start=0, episodes=episodes, seed=seed, draw=0))

@@ -47,7 +47,7 @@ def make_chunks(episodes: int, chunk_episodes: int, seed: int, draw: int) -> lis
 class Episodes:
     """A chunk's trajectories, flattened over steps (row t: a step of episode ``episode[t]``)."""
 
-    states: torch.Tensor
+    states: torch.Tensor | None  # None where the worker keeps no states (an evaluation's)
     actions: torch.Tensor
     rewards: torch.Tensor
     timestep: torch.Tensor
@@ -127,6 +127,7 @@ class RolloutWorker:
         value: torch.nn.Module | None = None,
         greedy: bool = False,
         max_episode_steps: int | None = None,
+        keep_states: bool = True,
     ):
         self.env = env
         self.max_episode_steps = max_episode_steps  # None: the env's own TimeLimit, else pgdist's default cap
@@ -135,6 +136,7 @@ class RolloutWorker:
         self.estimator = estimator
         self.envs_per_chunk = envs_per_chunk
         self.greedy = greedy  # act with pi's most probable action (for evaluation), not a sample
+        self.keep_states = keep_states  # False: an evaluation's rollout, which needs only the rewards
         self.version = None
         self.dtype = next(self.policy.parameters()).dtype
         self._vector_envs = {}
@@ -189,7 +191,7 @@ class RolloutWorker:
                     actions = act(policy_input(states, self.dtype)).numpy()
                 next_states, rewards, dones, cut = env.step(actions)
                 check_finite(next_states, rewards, timestep, resetting)
-                steps.append((states, actions, rewards, timestep.copy(), episode.copy(), kept))
+                steps.append((states if self.keep_states else None, actions, rewards, timestep.copy(), episode.copy(), kept))
                 ended = dones & kept
                 finished += int(np.count_nonzero(ended))
                 truncated += int(np.count_nonzero(cut & ended))
@@ -217,10 +219,10 @@ class RolloutWorker:
 
     def _episodes(self, steps: list, count: int, truncated: int) -> Episodes:
         """The kept rows of the chunk's locksteps, concatenated once per chunk."""
-        *columns, kept = (np.concatenate(column) for column in zip(*steps))
-        states, actions, rewards, timestep, episode = (column[kept] for column in columns)
+        *columns, kept = (None if column[0] is None else np.concatenate(column) for column in zip(*steps))
+        states, actions, rewards, timestep, episode = (None if column is None else column[kept] for column in columns)
         return Episodes(
-            states=policy_input(states, self.dtype),
+            states=None if states is None else policy_input(states, self.dtype),
             actions=torch.as_tensor(actions),
             rewards=torch.as_tensor(rewards, dtype=torch.float64),
             timestep=torch.as_tensor(timestep),

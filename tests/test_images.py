@@ -154,3 +154,31 @@ def test_the_pixel_recipe_runs(request):
         for _ in range(2):
             metrics = learner.step()
     assert metrics["episodes"] == 64 and metrics["return_mean"] >= 0
+
+
+def test_an_evaluation_keeps_the_rewards_not_the_frames():
+    """evaluate() scores as a rollout that keeps its states would, without holding the frames
+    (100 Atari episodes would be gigabytes of them)."""
+    import tracemalloc
+
+    from pgdist.evaluate import evaluate
+
+    config = Config(env=WIDE, episodes=2)
+    policy = make_policy(env_spaces(WIDE).observation_shape, env_spaces(WIDE).action_space, config.hidden, seed=3)
+    peaks, returns = {}, {}
+    for keep in (True, False):
+        worker = RolloutWorker(WIDE, policy, Estimator.of(config), 50, keep_states=keep)
+        worker.load(parameters_to_vector(policy).numpy(), version=0)
+        chunk = make_chunks(200, 200, seed=5, draw=0)[0]
+        worker.rollout(chunk)  # its vector env built, outside the measure
+        tracemalloc.start()
+        episodes = worker.rollout(chunk)
+        peaks[keep] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        returns[keep] = episodes.undiscounted_returns()
+        assert (episodes.states is None) == (not keep)
+    torch.testing.assert_close(returns[True], returns[False], rtol=0, atol=0)
+    frames = 200 * 4 * 2 * 36 * 36  # the kept steps' uint8 frames
+    assert peaks[True] > frames > 2 * peaks[False], peaks  # kept: every frame; not: a few locksteps
+    scored = evaluate(config, policy, 20, seed=9)
+    assert scored.shape == (20,) and ((0 <= scored) & (scored <= 4)).all()

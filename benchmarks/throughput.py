@@ -31,6 +31,7 @@ All rows use the same policy size (Linear(4,8)-Tanh-Linear(8,8)-Tanh-Linear(8,2)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import multiprocessing
@@ -460,22 +461,29 @@ def run_pgdist(args, base: Config) -> list[Row]:
             config = base.replace(episodes=n, backend="local", workers=1)
             rows.append(measure(config, args.iterations, args.min_seconds, "local"))
     if args.workers:
-        from pgdist.ray_startup import start_ray
-
-        import ray
-
-        start = time.perf_counter()
-        started = start_ray(None)  # one Ray instance for every Ray row; each Learner joins it
-        print(f"  Ray started in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-        try:
+        with one_ray_instance():
             for workers in args.workers:
                 for n in args.episodes:
                     config = base.replace(episodes=n, backend="ray", workers=workers)
                     rows.append(measure(config, args.iterations, args.min_seconds, f"ray, {workers} worker(s)"))
-        finally:
-            if started:
-                ray.shutdown()
     return rows
+
+
+@contextlib.contextmanager
+def one_ray_instance():
+    """One Ray instance for every Ray row: each Learner joins it, so all its workers are actors."""
+    from pgdist.ray_startup import start_ray
+
+    import ray
+
+    start = time.perf_counter()
+    started = start_ray(None)
+    print(f"  Ray started in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def print_pgdist(rows: list[Row], raw: list[RawResult]) -> None:
@@ -709,26 +717,18 @@ def parse_layout(text: str) -> tuple[int | None, int | None]:
 def run_weak_scaling(args) -> int:
     """Steps/s with N = K episodes per worker, for each worker count and layout (interleaved, so that a
     comparison's rows share the machine's minute), all workers actors of one caller's Ray instance."""
-    from pgdist.ray_startup import start_ray
-
-    import ray
-
     layouts = {text: parse_layout(text) for text in args.layouts}
     print(f"# weak scaling on {ENV}: N = {args.weak} episodes per worker, all workers Ray actors")
     print()
     print_machine(args)
     print()
-    started = start_ray(None)
     rows: dict[str, list[Row]] = {text: [] for text in layouts}
-    try:
+    with one_ray_instance():
         for workers in args.workers:
             for text, (chunk_episodes, envs_per_chunk) in layouts.items():
                 config = base_config(chunk_episodes, envs_per_chunk).replace(
                     episodes=args.weak * workers, backend="ray", workers=workers)
                 rows[text].append(measure(config, args.iterations, args.min_seconds, f"ray, {workers} worker(s)"))
-    finally:
-        if started:
-            ray.shutdown()
     header = ["layout", "workers", "N", "chunks", "chunk_episodes", "envs_per_chunk", "steps/s", "/ 1 worker",
               "efficiency (/ W x 1 worker)", f"/ {args.layouts[0]} at W", "first step() s"]
     body = []
@@ -736,10 +736,9 @@ def run_weak_scaling(args) -> int:
     for text, series in rows.items():
         one = next((row for row in series if row.workers == 1), None)
         for row in series:
-            speedup = row.steps_per_second / one.steps_per_second if one else None
             body.append([text, row.workers, row.episodes, row.chunks, row.chunk_episodes, row.envs_per_chunk,
-                         f"{row.steps_per_second:,.0f}", "" if speedup is None else f"{speedup:.2f}",
-                         "" if speedup is None else f"{speedup / row.workers:.2f}",
+                         f"{row.steps_per_second:,.0f}", ratio(row.steps_per_second, one),
+                         ratio(row.steps_per_second / row.workers, one),
                          ratio(row.steps_per_second, next(r for r in first if r.workers == row.workers)),
                          f"{row.warmup.seconds:.2f}"])
     table(header, body)

@@ -109,7 +109,8 @@ class RayBackend:
             self.cpus = max(1, int(cpus))
             # by default one worker per CPU, but no more than N's chunks: a worker without one would only
             # start and idle (on its own instance, this process and one actor, as this process runs chunks)
-            chunks = layout(config).chunks(config.episodes_max or config.episodes)
+            cut = layout(config)
+            chunks = cut.chunks(config.episodes_max or config.episodes)
             self.workers = config.workers or min(self.cpus, max(chunks, 2 if self.started_ray == "local" else 1))
             if not self.own_lender and config.workers is None:
                 self.workers = min(self.workers, self.lender.size)
@@ -119,7 +120,7 @@ class RayBackend:
             actors = self.workers - (self.local_worker is not None)
             if self.own_lender:
                 self.lender = RayWorkers(actors, num_cpus=min(1.0, cpus / self.workers))
-            arguments = ((config.env, policy, Estimator.of(config), layout(config).envs_per_chunk, value),
+            arguments = ((config.env, policy, Estimator.of(config), cut.envs_per_chunk, value),
                          {"max_episode_steps": config.max_episode_steps})
             self.pool = Actors(self.lender.lend(actors), [ray.put(arguments)])
         except BaseException:

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from pgdist.config import Config
-from pgdist.envs import env_spaces, gymnasium_spec, is_atari, make_vector_env
+from pgdist.envs import env_spaces, gymnasium_spec, is_atari
+from pgdist.vector_envs import make_vector_env
 from pgdist.estimators import Estimator
 from pgdist.policy import actor, make_policy, parameters_to_vector, policy_input
 from pgdist.worker import RolloutWorker, make_chunks

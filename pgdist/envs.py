@@ -10,9 +10,7 @@ Such a class declares its actions with a class attribute ``n_actions`` (discrete
 ``action_space`` (a gymnasium space). If its ``reset`` accepts ``seed=``, pgdist passes
 one at the first reset of a chunk; later resets continue the environment's own stream.
 
-Workers step many copies in lockstep through ``make_vector_env``. Both kinds follow
-gymnasium's next-step autoreset: the step after an episode's last one resets that copy
-(its action is ignored, its reward is 0) and returns the new episode's first state.
+Workers step many copies in lockstep through ``pgdist.vector_envs``.
 
 Every episode ends within ``max_episode_steps``: a gymnasium env's own TimeLimit by
 default, else pgdist's cap (``DEFAULT_MAX_EPISODE_STEPS``), which cuts the episode there
@@ -141,7 +139,7 @@ def _imported(module_name: str):
     try:
         return importlib.import_module(module_name)
     except Exception as error:
-        raise ValueError(f"cannot import module {module_name!r} ({_described(error)})") from None
+        raise ValueError(f"cannot import module {module_name!r} ({described(error)})") from None
 
 
 def env_spaces(name: str) -> EnvSpaces:
@@ -153,8 +151,8 @@ def env_spaces(name: str) -> EnvSpaces:
     env_class = load_env_class(name)
     if env_class is not None:
         env = _created(name, env_class)
-        state = _as_array(_called(name, "reset", env.reset))
-        return EnvSpaces(state.size, _supported_actions(name, _action_space(env_class)), state)
+        state = as_flat_array(_called(name, "reset", env.reset))
+        return EnvSpaces(state.size, _supported_actions(name, action_space_of(env_class)), state)
     if is_atari(name):
         return _vector_spaces(name)
     env = _created(name, gymnasium.make, name)
@@ -170,13 +168,14 @@ def env_spaces(name: str) -> EnvSpaces:
 def _vector_spaces(name: str) -> EnvSpaces:
     """The spaces of an env whose vector implementation is all pgdist uses (ale-py's AtariVectorEnv,
     whose preprocessed frames are not its single env's): one copy of it, reset with seed 0."""
-    env = _created(name, GymnasiumVectorEnv, name, 1)
+    env = _created(name, atari_vector_env, name, 1, None)
     try:
-        actions = _supported_actions(name, env.action_space)
-        states = env.reset(seed=0)
-        return EnvSpaces(states[0].size, actions, states[0])
+        actions = _supported_actions(name, env.single_action_space)
+        states, _ = _called(name, "reset", env.reset, seed=0)
+        state = observation_rows(env.single_observation_space)(states)[0]
+        return EnvSpaces(state.size, actions, state)
     finally:
-        env.env.close()
+        env.close()
 
 
 def observed(space: spaces.Space, state) -> np.ndarray:
@@ -222,17 +221,17 @@ def _created(name: str, make, *args):
     except (gymnasium.error.DependencyNotInstalled, ImportError) as error:
         raise EnvError(f"env {name} needs a package that is not installed: {_one_line(error)}") from error
     except Exception as error:
-        raise EnvError(f"env {name}: creating it raised {_described(error)}") from error
+        raise EnvError(f"env {name}: creating it raised {described(error)}") from error
 
 
 def _called(name: str, what: str, method, *args, **kwargs):
     try:
         return method(*args, **kwargs)
     except Exception as error:
-        raise EnvError(f"env {name}: {what} raised {_described(error)}") from error
+        raise EnvError(f"env {name}: {what} raised {described(error)}") from error
 
 
-def _described(error: BaseException) -> str:
+def described(error: BaseException) -> str:
     return f"{type(error).__name__}: {_one_line(error)}"
 
 
@@ -262,14 +261,6 @@ def make_env(name: str, max_episode_steps: int | None = None):
     return TutorialEnv(env_class() if env_class else GymnasiumEnv(name, cap), cap)
 
 
-def make_vector_env(name: str, num_envs: int, max_episode_steps: int | None = None):
-    env_class = load_env_class(name)
-    cap, capped = time_limit(name, max_episode_steps)
-    if env_class is not None:
-        return ProtocolVectorEnv(env_class, num_envs, cap)
-    return GymnasiumVectorEnv(name, num_envs, cap if capped else None)
-
-
 def import_root(name: str) -> str | None:
     """The folder a ``module:Class`` env's top package lives in, if it is not an installed package.
 
@@ -286,19 +277,19 @@ def import_root(name: str) -> str | None:
     return os.path.dirname(path) if os.path.basename(path) == "__init__.py" else path
 
 
-def _action_space(env_class) -> spaces.Space:
+def action_space_of(env_class) -> spaces.Space:
     if hasattr(env_class, "action_space"):
         return env_class.action_space
     return spaces.Discrete(int(env_class.n_actions))
 
 
-def _as_array(state) -> np.ndarray:
+def as_flat_array(state) -> np.ndarray:
     if isinstance(state, torch.Tensor):
         state = state.detach().cpu().numpy()
     return np.asarray(state, dtype=np.float64).reshape(-1)
 
 
-def _accepts_seed(method) -> bool:
+def accepts_seed(method) -> bool:
     try:
         return "seed" in inspect.signature(method).parameters
     except (TypeError, ValueError):
@@ -327,20 +318,20 @@ class TutorialEnv:
 
     def __init__(self, env, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS):
         self.env = env
-        self.seedable = _accepts_seed(env.reset)
+        self.seedable = accepts_seed(env.reset)
         self.max_episode_steps = max_episode_steps
         self.elapsed = 0
 
     def reset(self, seed: int | None = None):
         self.elapsed = 0
         state = self.env.reset(seed=seed) if self.seedable else self.env.reset()
-        return torch.as_tensor(_as_array(state), dtype=torch.float32)
+        return torch.as_tensor(as_flat_array(state), dtype=torch.float32)
 
     def step(self, action):
         state, reward, done = self.env.step(action)
         self.elapsed += 1
         done = bool(done) or self.elapsed >= self.max_episode_steps
-        return torch.as_tensor(_as_array(state), dtype=torch.float32), float(reward), done
+        return torch.as_tensor(as_flat_array(state), dtype=torch.float32), float(reward), done
 
 
 def env_actions(action_space: spaces.Space, actions: np.ndarray) -> np.ndarray:
@@ -402,42 +393,6 @@ def _one_hot(indices: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:
     return rows
 
 
-def where_in_episode(step: int) -> str:
-    """Where in an episode a step is: 0 is its reset, t >= 1 its t-th step."""
-    return "at the reset of an episode" if step == 0 else f"at step {step} of an episode"
-
-
-class CheckedEnv(gymnasium.Wrapper):
-    """One copy of a gymnasium env in a SyncVectorEnv: what it raises, and an observation of another
-    shape than its space's, become an EnvError saying at which step of its episode."""
-
-    def __init__(self, env: gymnasium.Env):
-        super().__init__(env)
-        self.elapsed = 0
-
-    def reset(self, **kwargs):
-        self.elapsed = 0
-        state, info = self._checked(self.env.reset, kwargs)
-        return state, info
-
-    def step(self, action):
-        self.elapsed += 1
-        return self._checked(self.env.step, action)
-
-    def _checked(self, method, argument):
-        try:
-            outcome = method(**argument) if isinstance(argument, dict) else method(argument)
-        except Exception as error:
-            raise EnvError(f"{method.__name__} raised {_described(error)} {where_in_episode(self.elapsed)}") from error
-        expected = self.observation_space.shape  # None for a Tuple or Dict, which has no shape of its own
-        if expected is not None and np.shape(outcome[0]) != expected:
-            raise EnvError(
-                f"observation has shape {np.shape(outcome[0])}, not its space's {expected}, "
-                f"{where_in_episode(self.elapsed)}"
-            )
-        return outcome
-
-
 ATARI_VECTOR_ENV = "ale_py.vector_env:AtariVectorEnv"
 ATARI_THREADS = 1  # a worker owns one core (Ray gives each actor one CPU): ALE's threads would take others'
 
@@ -463,105 +418,3 @@ def atari_vector_env(name: str, num_envs: int, max_episode_steps: int | None):
     if max_episode_steps is not None:
         options["max_num_frames_per_episode"] = max_episode_steps * spec.kwargs.get("frameskip", 4)
     return gymnasium.make_vec(name, num_envs=num_envs, vectorization_mode="vector_entry_point", **options)
-
-
-class GymnasiumVectorEnv:
-    """``gymnasium.make_vec``: the env's own vector implementation where it has one.
-
-    ``max_episode_steps`` is pgdist's cap (gymnasium's TimeLimit), or None to keep the env's own.
-    ``step`` returns (states, rewards, dones, truncated); ``truncated`` marks only the
-    episodes pgdist's cap cut short, never those the env's own time limit ends.
-    """
-
-    def __init__(self, name: str, num_envs: int, max_episode_steps: int | None = None):
-        self.seeds = 2**32  # reset seeds are taken modulo this
-        if is_atari(name):
-            self.env = atari_vector_env(name, num_envs, max_episode_steps)
-            self.seeds = 2**31 - num_envs  # ALE seeds its copies seed, seed + 1, ... as C ints
-        else:
-            options = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-            if gymnasium_spec(name).vector_entry_point is None:
-                options["wrappers"] = [CheckedEnv]  # its copies are separate envs: check each
-            self.env = gymnasium.make_vec(name, num_envs=num_envs, **options)
-        self.num_envs = num_envs
-        self.action_space = self.env.single_action_space
-        self.rows = observation_rows(self.env.single_observation_space)
-        self.capped = max_episode_steps is not None
-
-    def reset(self, seed: int) -> np.ndarray:
-        states, _ = self._checked(self.env.reset, seed=seed % self.seeds)
-        return self.rows(states)
-
-    def step(self, actions: np.ndarray):
-        states, rewards, terminated, truncated, _ = self._checked(self.env.step, env_actions(self.action_space, actions))
-        cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
-        return self.rows(states), rewards, terminated | truncated, cut
-
-    @staticmethod
-    def _checked(method, *args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except EnvError:
-            raise
-        except Exception as error:
-            raise EnvError(f"{method.__name__} raised {_described(error)}") from error
-
-
-class ProtocolVectorEnv:
-    """A list of tutorial-protocol environments stepped in lockstep, each episode cut at ``max_episode_steps``.
-
-    ``step`` returns (states, rewards, dones, truncated), ``truncated`` marking the episodes the cap cut.
-    A copy that raises, or whose state changes size, is an EnvError saying at which step of its episode.
-    """
-
-    def __init__(self, env_class, num_envs: int, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS):
-        self.envs = [env_class() for _ in range(num_envs)]
-        self.num_envs = num_envs
-        self.max_episode_steps = max_episode_steps
-        self.seedable = _accepts_seed(self.envs[0].reset)
-        self.action_space = _action_space(env_class)
-        self.discrete = isinstance(self.action_space, spaces.Discrete)
-        self.resetting = np.zeros(num_envs, dtype=bool)
-        self.elapsed = np.zeros(num_envs, dtype=np.int64)  # steps of each copy's episode so far
-        self.observation_size = None  # the size of the first state: every later one must have it
-
-    def reset(self, seed: int) -> np.ndarray:
-        self.resetting[:] = False
-        self.elapsed[:] = 0
-        seeds = [{"seed": seed + i} if self.seedable else {} for i in range(self.num_envs)]
-        return np.stack([self._state(i, self._call(i, "reset", **seeds[i])) for i in range(self.num_envs)])
-
-    def step(self, actions: np.ndarray):
-        actions = env_actions(self.action_space, actions)
-        states, rewards = [], np.zeros(self.num_envs)
-        dones = np.zeros(self.num_envs, dtype=bool)
-        for i in range(self.num_envs):
-            if self.resetting[i]:
-                self.elapsed[i] = 0
-                state = self._call(i, "reset")
-            else:
-                self.elapsed[i] += 1
-                action = actions[i].item() if self.discrete else actions[i]
-                state, rewards[i], dones[i] = self._call(i, "step", action)
-            states.append(self._state(i, state))
-        truncated = ~dones & ~self.resetting & (self.elapsed >= self.max_episode_steps)
-        dones |= truncated
-        self.resetting = dones.copy()
-        return np.stack(states), rewards, dones, truncated
-
-    def _call(self, i: int, method: str, *args, **kwargs):
-        try:
-            return getattr(self.envs[i], method)(*args, **kwargs)
-        except Exception as error:
-            raise EnvError(f"{method} raised {_described(error)} {where_in_episode(self.elapsed[i])}") from error
-
-    def _state(self, i: int, state) -> np.ndarray:
-        state = _as_array(state)
-        if self.observation_size is None:
-            self.observation_size = state.size
-        elif state.size != self.observation_size:
-            raise EnvError(
-                f"observation has {state.size} numbers, not {self.observation_size} as before, "
-                f"{where_in_episode(self.elapsed[i])}"
-            )
-        return state

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pgdist.envs import EnvError, make_vector_env, where_in_episode
+from pgdist.envs import EnvError
+from pgdist.vector_envs import make_vector_env, where_in_episode
 from pgdist.estimators import Estimator, discounted_returns, policy_gradient_sum
 from pgdist.policy import actor, policy_input, vector_to_parameters
 

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from pgdist import Config, Learner, Policy
-from pgdist.envs import DEFAULT_MAX_EPISODE_STEPS, EnvError, check_env_name, make_vector_env, time_limit
+from pgdist.envs import DEFAULT_MAX_EPISODE_STEPS, EnvError, check_env_name, time_limit
+from pgdist.vector_envs import make_vector_env
 from tests.bad_envs import FAULT_LOG, faults
 from test_unbiased import GAMMA, exact_gradient_and_variance
 

@@ -1,0 +1,178 @@
+"""Many copies of an environment stepped in lockstep: what a rollout worker steps.
+
+``make_vector_env`` gives gymnasium's own vector env for a gymnasium id (ale-py's AtariVectorEnv
+for an ``ALE/`` id) and a list of copies for a tutorial-protocol class. Both kinds follow
+gymnasium's next-step autoreset: the step after an episode's last one resets that copy (its
+action is ignored, its reward is 0) and returns the new episode's first state. ``step`` returns
+(states, rewards, dones, truncated), ``truncated`` marking the episodes pgdist's cap cut short;
+an env that raises, or whose observation changes shape, is an EnvError saying at which step.
+"""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from pgdist.config import DEFAULT_MAX_EPISODE_STEPS
+from pgdist.envs import (
+    EnvError,
+    accepts_seed,
+    action_space_of,
+    as_flat_array,
+    atari_vector_env,
+    described,
+    env_actions,
+    gymnasium_spec,
+    is_atari,
+    load_env_class,
+    observation_rows,
+    time_limit,
+)
+
+
+def make_vector_env(name: str, num_envs: int, max_episode_steps: int | None = None):
+    """``num_envs`` copies of ``name``'s env in lockstep, each episode within its cap (``envs.time_limit``)."""
+    env_class = load_env_class(name)
+    cap, capped = time_limit(name, max_episode_steps)
+    if env_class is not None:
+        return ProtocolVectorEnv(env_class, num_envs, cap)
+    return GymnasiumVectorEnv(name, num_envs, cap if capped else None)
+
+
+def where_in_episode(step: int) -> str:
+    """Where in an episode a step is: 0 is its reset, t >= 1 its t-th step."""
+    return "at the reset of an episode" if step == 0 else f"at step {step} of an episode"
+
+
+class CheckedEnv(gymnasium.Wrapper):
+    """One copy of a gymnasium env in a SyncVectorEnv: what it raises, and an observation of another
+    shape than its space's, become an EnvError saying at which step of its episode."""
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        self.elapsed = 0
+
+    def reset(self, **kwargs):
+        self.elapsed = 0
+        state, info = self._checked(self.env.reset, kwargs)
+        return state, info
+
+    def step(self, action):
+        self.elapsed += 1
+        return self._checked(self.env.step, action)
+
+    def _checked(self, method, argument):
+        try:
+            outcome = method(**argument) if isinstance(argument, dict) else method(argument)
+        except Exception as error:
+            raise EnvError(f"{method.__name__} raised {described(error)} {where_in_episode(self.elapsed)}") from error
+        expected = self.observation_space.shape  # None for a Tuple or Dict, which has no shape of its own
+        if expected is not None and np.shape(outcome[0]) != expected:
+            raise EnvError(
+                f"observation has shape {np.shape(outcome[0])}, not its space's {expected}, "
+                f"{where_in_episode(self.elapsed)}"
+            )
+        return outcome
+
+
+class GymnasiumVectorEnv:
+    """``gymnasium.make_vec``: the env's own vector implementation where it has one.
+
+    ``max_episode_steps`` is pgdist's cap (gymnasium's TimeLimit), or None to keep the env's own.
+    ``step`` returns (states, rewards, dones, truncated); ``truncated`` marks only the
+    episodes pgdist's cap cut short, never those the env's own time limit ends.
+    """
+
+    def __init__(self, name: str, num_envs: int, max_episode_steps: int | None = None):
+        self.seeds = 2**32  # reset seeds are taken modulo this
+        if is_atari(name):
+            self.env = atari_vector_env(name, num_envs, max_episode_steps)
+            self.seeds = 2**31 - num_envs  # ALE seeds its copies seed, seed + 1, ... as C ints
+        else:
+            options = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+            if gymnasium_spec(name).vector_entry_point is None:
+                options["wrappers"] = [CheckedEnv]  # its copies are separate envs: check each
+            self.env = gymnasium.make_vec(name, num_envs=num_envs, **options)
+        self.num_envs = num_envs
+        self.action_space = self.env.single_action_space
+        self.rows = observation_rows(self.env.single_observation_space)
+        self.capped = max_episode_steps is not None
+
+    def reset(self, seed: int) -> np.ndarray:
+        states, _ = self._checked(self.env.reset, seed=seed % self.seeds)
+        return self.rows(states)
+
+    def step(self, actions: np.ndarray):
+        states, rewards, terminated, truncated, _ = self._checked(self.env.step, env_actions(self.action_space, actions))
+        cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
+        return self.rows(states), rewards, terminated | truncated, cut
+
+    @staticmethod
+    def _checked(method, *args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except EnvError:
+            raise
+        except Exception as error:
+            raise EnvError(f"{method.__name__} raised {described(error)}") from error
+
+
+class ProtocolVectorEnv:
+    """A list of tutorial-protocol environments stepped in lockstep, each episode cut at ``max_episode_steps``.
+
+    ``step`` returns (states, rewards, dones, truncated), ``truncated`` marking the episodes the cap cut.
+    A copy that raises, or whose state changes size, is an EnvError saying at which step of its episode.
+    """
+
+    def __init__(self, env_class, num_envs: int, max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS):
+        self.envs = [env_class() for _ in range(num_envs)]
+        self.num_envs = num_envs
+        self.max_episode_steps = max_episode_steps
+        self.seedable = accepts_seed(self.envs[0].reset)
+        self.action_space = action_space_of(env_class)
+        self.discrete = isinstance(self.action_space, spaces.Discrete)
+        self.resetting = np.zeros(num_envs, dtype=bool)
+        self.elapsed = np.zeros(num_envs, dtype=np.int64)  # steps of each copy's episode so far
+        self.observation_size = None  # the size of the first state: every later one must have it
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.resetting[:] = False
+        self.elapsed[:] = 0
+        seeds = [{"seed": seed + i} if self.seedable else {} for i in range(self.num_envs)]
+        return np.stack([self._state(i, self._call(i, "reset", **seeds[i])) for i in range(self.num_envs)])
+
+    def step(self, actions: np.ndarray):
+        actions = env_actions(self.action_space, actions)
+        states, rewards = [], np.zeros(self.num_envs)
+        dones = np.zeros(self.num_envs, dtype=bool)
+        for i in range(self.num_envs):
+            if self.resetting[i]:
+                self.elapsed[i] = 0
+                state = self._call(i, "reset")
+            else:
+                self.elapsed[i] += 1
+                action = actions[i].item() if self.discrete else actions[i]
+                state, rewards[i], dones[i] = self._call(i, "step", action)
+            states.append(self._state(i, state))
+        truncated = ~dones & ~self.resetting & (self.elapsed >= self.max_episode_steps)
+        dones |= truncated
+        self.resetting = dones.copy()
+        return np.stack(states), rewards, dones, truncated
+
+    def _call(self, i: int, method: str, *args, **kwargs):
+        try:
+            return getattr(self.envs[i], method)(*args, **kwargs)
+        except Exception as error:
+            raise EnvError(f"{method} raised {described(error)} {where_in_episode(self.elapsed[i])}") from error
+
+    def _state(self, i: int, state) -> np.ndarray:
+        state = as_flat_array(state)
+        if self.observation_size is None:
+            self.observation_size = state.size
+        elif state.size != self.observation_size:
+            raise EnvError(
+                f"observation has {state.size} numbers, not {self.observation_size} as before, "
+                f"{where_in_episode(self.elapsed[i])}"
+            )
+        return state

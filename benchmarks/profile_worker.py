@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/profile_worker.py                 # N=4000, the default chunking
     .venv/bin/python benchmarks/profile_worker.py --cprofile 25   # and cProfile's top 25 entries
+    .venv/bin/python benchmarks/profile_worker.py --episodes 32000 --pass-steps 0 32768 8192   # gradient pass sizes
     .venv/bin/py-spy record -o worker.svg -- .venv/bin/python benchmarks/profile_worker.py
 
 It runs the chunks one after another in this process, as the local backend does, and
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import statistics
 import pstats
 import resource
 import sys
@@ -30,6 +32,7 @@ from pgdist.config import Config
 from pgdist.policy import make_policy
 from pgdist.envs import env_spaces
 from pgdist.layout import layout
+import pgdist.worker
 from pgdist.worker import RolloutWorker, make_chunks
 from pgdist.policy import parameters_to_vector
 
@@ -157,6 +160,38 @@ def cprofile_top(config: Config, top: int) -> None:
     print("```")
 
 
+def pass_steps(config: Config, sizes: list[int], rounds: int) -> None:
+    """The gradient passes of one iteration's chunks (rolled out once) with at most each of ``sizes``
+    steps a pass (0: all of a chunk's steps in one), the sizes interleaved in each round; CPU time."""
+    worker, theta = build(config)
+    worker.load(theta, 0)
+    chunks = make_chunks(config.episodes, layout(config).chunk_episodes, config.seed, 0)
+    episodes = [worker.rollout(chunk) for chunk in chunks]
+    seconds = {size: [] for size in sizes}
+    default = pgdist.worker.FORWARD_PASS_ROWS
+    try:
+        for _ in range(rounds):
+            for size in sizes:
+                pgdist.worker.FORWARD_PASS_ROWS = size or sum(len(e.episode) for e in episodes)
+                start = time.thread_time()
+                for chunk_episodes in episodes:
+                    worker.gradient_sum(chunk_episodes)
+                seconds[size].append(time.thread_time() - start)
+    finally:
+        pgdist.worker.FORWARD_PASS_ROWS = default
+    steps = sum(len(e.episode) for e in episodes)
+    print(f"## gradient passes of N={config.episodes} ({len(chunks)} chunk(s), {steps:,} steps), "
+          f"{rounds} rounds, CPU time, medians; pgdist's default: {default} steps a pass")
+    print()
+    print("| steps a pass | ms | steps per CPU second | / the first |")
+    print("|---|---:|---:|---:|")
+    first = statistics.median(seconds[sizes[0]])
+    for size in sizes:
+        median = statistics.median(seconds[size])
+        print(f"| {size or 'all (one pass a chunk)'} | {1e3 * median:.0f} | {steps / median:,.0f} | {first / median:.2f} |")
+    print()
+
+
 def peak_memory(config: Config, balancing: bool) -> None:
     """A worker's peak RSS for one chunk of the configuration's layout (the first of N), against its RSS before.
 
@@ -182,6 +217,9 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=2)
     parser.add_argument("--cprofile", type=int, default=0, metavar="TOP", help="also print cProfile's top entries")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--pass-steps", type=int, nargs="+", metavar="STEPS",
+                        help="only time the gradient passes with at most STEPS steps a pass (0: one pass a chunk)")
+    parser.add_argument("--rounds", type=int, default=8, help="with --pass-steps: rounds of the sizes in turn")
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--balancing", action="store_true",
                         help="with --memory on CartPole-v1: a policy that balances the pole, so episodes last 500 steps")
@@ -200,6 +238,9 @@ def main(argv=None) -> int:
     )
     if args.memory:
         peak_memory(config, args.balancing)
+        return 0
+    if args.pass_steps:
+        pass_steps(config, args.pass_steps, args.rounds)
         return 0
     timed_breakdown(config, args.iterations)
     if args.cprofile:

@@ -19,7 +19,8 @@ Sections, each printed as a markdown table:
     ``backend.sample`` (the workers' chunks, or waiting for them), split into the
     summing of the chunks' results (with theta's broadcast and the chunk list) and
     ``Learner.update()``.
-(e) ``--worker-ratio``: one worker over its raw ceiling, per estimator.
+(e) ``--worker-ratio``: one worker over its raw ceiling, per estimator, and what separates them:
+    the share of its copy-steps a chunk keeps, and its gradient passes.
 (f) ``--weak K``: weak scaling, alone: N = K episodes per worker for each ``--workers`` count,
     all workers Ray actors of one caller's instance, for each of ``--layouts`` in turn.
 
@@ -52,6 +53,7 @@ from pgdist.envs import make_env
 from pgdist.layout import layout
 from pgdist.policy import Policy, actor
 from pgdist.reference import train as reference_train
+from pgdist.worker import RolloutWorker
 
 ENV = "CartPole-v1"
 HIDDEN = (8, 8)
@@ -266,6 +268,7 @@ class RawResult:
     steps: int
     seconds: float
     cpu_seconds: float  # this process's CPU time over the same steps: what other work on the machine inflates less
+    slots: int  # copy-steps stepped, autoreset steps included: locksteps times the width
 
     @property
     def steps_per_second(self) -> float:
@@ -291,7 +294,7 @@ def run_raw(width: int, seconds: float, policy: bool = True, repeats: int = 4) -
     best, step = None, 0
     with torch.inference_mode():
         for repeat in range(repeats + 1):  # the first is a warm-up
-            steps = 0
+            steps, locksteps = 0, 0
             start, cpu = time.perf_counter(), time.process_time()
             while True:
                 for _ in range(50):
@@ -300,10 +303,11 @@ def run_raw(width: int, seconds: float, policy: bool = True, repeats: int = 4) -
                     steps += width - int(np.count_nonzero(resetting))  # an autoreset step is no env step
                     resetting = terminated | truncated
                     step += 1
+                    locksteps += 1
                 elapsed = time.perf_counter() - start
                 if elapsed >= seconds / repeats:
                     break
-            result = RawResult(width, policy, steps, elapsed, time.process_time() - cpu)
+            result = RawResult(width, policy, steps, elapsed, time.process_time() - cpu, locksteps * width)
             if repeat and (best is None or result.steps_per_second > best.steps_per_second):
                 best = result
     env.close()
@@ -676,15 +680,25 @@ def run_worker_ratio(args, chunk_episodes: int, envs_per_chunk: int) -> int:
     print_machine(args)
     print()
     raw, ratios, speeds = [], {name: [] for name in ESTIMATORS}, {name: [] for name in ESTIMATORS}
-    cpu_ratios = {name: [] for name in ESTIMATORS}
+    cpu_ratios, bounds, kept, gradient_shares = ({name: [] for name in ESTIMATORS} for _ in range(4))
+    raw_kept = []
     for _ in range(args.worker_ratio):
         ceiling = run_raw(envs_per_chunk, args.raw_seconds)
         raw.append(ceiling.steps_per_second)
+        raw_kept.append(ceiling.steps / ceiling.slots)
+        raw_rate = ceiling.steps / ceiling.cpu_seconds  # steps per CPU second
         for name, fields in ESTIMATORS.items():
-            row = measure(base.replace(**fields), args.iterations, args.min_seconds, name)
+            with worker_parts() as parts:
+                row = measure(base.replace(**fields), args.iterations, args.min_seconds, name)
             speeds[name].append(row.steps_per_second)
             ratios[name].append(row.steps_per_second / ceiling.steps_per_second)
-            cpu_ratios[name].append(row.total("steps") / row.total("driver_cpu_seconds") / (ceiling.steps / ceiling.cpu_seconds))
+            cpu_ratios[name].append(row.total("steps") / row.total("driver_cpu_seconds") / raw_rate)
+            steps = row.warmup.steps + row.total("steps")  # the parts count the warm-up iteration too
+            kept[name].append(steps / parts["slots"])
+            fastest = parts["slots"] * ceiling.cpu_seconds / ceiling.slots + parts["gradient_cpu_seconds"]
+            bounds[name].append(steps / fastest / raw_rate)
+            cpu = row.warmup.driver_cpu_seconds + row.total("driver_cpu_seconds")
+            gradient_shares[name].append(parts["gradient_cpu_seconds"] / cpu)
     eq23 = float(np.median(ratios["Eq. 23 (total return)"]))
     eq23_cpu = float(np.median(cpu_ratios["Eq. 23 (total return)"]))
     table(
@@ -697,8 +711,48 @@ def run_worker_ratio(args, chunk_episodes: int, envs_per_chunk: int) -> int:
             for name in ESTIMATORS
         ],
     )
+    print()
+    print("What separates a worker from the ceiling (CPU time, medians): the copy-steps a chunk steps but does not "
+          "keep (a dropped episode's, an autoreset's), and its gradient passes. The last two columns are a worker "
+          "whose rollout costs what the raw loop costs per copy-step, then with its gradient passes as measured:")
+    print()
+    table(
+        ["estimator", "kept steps / copy-steps", "the raw loop's", "gradient passes' share of the worker's CPU",
+         "rollout at the raw loop's cost, no gradient pass", "… with the gradient passes", "ratio in CPU time / that"],
+        [
+            [name, f"{np.median(kept[name]):.3f}", f"{np.median(raw_kept):.3f}", f"{np.median(gradient_shares[name]):.2f}",
+             f"{np.median(kept[name]) / np.median(raw_kept):.3f}", f"{np.median(bounds[name]):.3f}",
+             f"{np.median(cpu_ratios[name]) / np.median(bounds[name]):.2f}"]
+            for name in ESTIMATORS
+        ],
+    )
     print(f"load average at the end: {format_load()}")
     return 0
+
+
+@contextlib.contextmanager
+def worker_parts():
+    """What the local backend's worker does in the block: the copy-steps its locksteps stepped
+    (``slots``) and the CPU seconds of its gradient passes."""
+    parts = {"slots": 0, "gradient_cpu_seconds": 0.0}
+    gradient_sum, episodes = RolloutWorker.gradient_sum, RolloutWorker._episodes
+
+    def timed_gradient_sum(worker, *args):
+        start = time.thread_time()
+        try:
+            return gradient_sum(worker, *args)
+        finally:
+            parts["gradient_cpu_seconds"] += time.thread_time() - start
+
+    def counted_episodes(worker, steps, *args):
+        parts["slots"] += len(steps) * len(steps[0][1])  # locksteps times the copies' actions
+        return episodes(worker, steps, *args)
+
+    RolloutWorker.gradient_sum, RolloutWorker._episodes = timed_gradient_sum, counted_episodes
+    try:
+        yield parts
+    finally:
+        RolloutWorker.gradient_sum, RolloutWorker._episodes = gradient_sum, episodes
 
 
 # --- (f) weak scaling ---------------------------------------------------------------------

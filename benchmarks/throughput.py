@@ -103,7 +103,7 @@ def parse_args(argv):
     parser.add_argument("--train-episodes", type=int, default=32000,
                         help="N of a whole `pgdist train --workers W` command, W the most --workers, timed from its "
                         "metrics.csv (default: 32000; 0: none)")
-    parser.add_argument("--train-iterations", type=int, default=6, help="iterations of that command (default: 6)")
+    parser.add_argument("--train-iterations", type=int, default=8, help="iterations of that command (default: 8)")
     parser.add_argument("--iterations", type=int, help="measured pgdist iterations per row, at least (default: 3)")
     parser.add_argument(
         "--min-seconds", type=float, help="keep measuring a pgdist row until this much time has passed (default: 4)"
@@ -601,9 +601,11 @@ class TrainCommand:
     workers: int
     wall_seconds: float  # the whole command, start-up and exit included
     steps_per_second: float  # the median iteration's, from the run's metrics.csv, after the first
+    steady_steps_per_second: float | None  # the median iteration's once every worker took part (metrics' workers)
+    before_all_workers: int  # the iterations that ran before then: the actors' start-up
 
 
-def run_train_command(episodes: int, workers: int, iterations: int = 6) -> TrainCommand:
+def run_train_command(episodes: int, workers: int, iterations: int = 8) -> TrainCommand:
     """``pgdist train --episodes N --workers W`` with every other setting its default, as a user runs it:
     its own Ray instance, this process one of the workers."""
     with tempfile.TemporaryDirectory() as folder:
@@ -613,9 +615,14 @@ def run_train_command(episodes: int, workers: int, iterations: int = 6) -> Train
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
         with open(f"{folder}/run/metrics.csv", newline="") as file:
-            speeds = [float(row["steps"]) / float(row["seconds"]) for row in csv.DictReader(file)][1:]
-    print(f"  measured pgdist train N={episodes} --workers {workers}: {np.median(speeds):,.0f} steps/s", file=sys.stderr)
-    return TrainCommand(episodes, workers, wall, float(np.median(speeds)))
+            rows = list(csv.DictReader(file))
+    speeds = [float(row["steps"]) / float(row["seconds"]) for row in rows]
+    all_workers = [i for i, row in enumerate(rows) if int(row["workers"]) == workers]
+    steady = float(np.median([speeds[i] for i in all_workers])) if all_workers else None
+    print(f"  measured pgdist train N={episodes} --workers {workers}: {np.median(speeds[1:]):,.0f} steps/s "
+          f"({steady or 0:,.0f} with every worker)", file=sys.stderr)
+    return TrainCommand(episodes, workers, wall, float(np.median(speeds[1:])), steady,
+                        all_workers[0] if all_workers else len(rows))
 
 
 def print_summary(args, reference: ReferenceResult, raw: list[RawResult], rows: list[Row],
@@ -630,6 +637,10 @@ def print_summary(args, reference: ReferenceResult, raw: list[RawResult], rows: 
                       train.steps_per_second / reference.steps_per_second))
         lines.append((f"  its steps/s; the whole command's seconds ({args.train_iterations} iterations)", None,
                       f"{train.steps_per_second:,.0f}; {train.wall_seconds:.1f} s"))
+        if train.steady_steps_per_second:
+            lines.append((f"  the same command once its {train.workers} workers all took part (median iteration from "
+                          f"iteration {train.before_all_workers + 1}: the steady state) / the tutorial's loop",
+                          train.steady_steps_per_second / reference.steps_per_second))
     for row in (find(rows, f"ray, {most} worker(s)", episodes), find(rows, "local", episodes)):
         if row:
             lines.append((f"pgdist ({row.backend}, N={episodes}) / the tutorial's loop",

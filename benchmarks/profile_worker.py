@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import statistics
 import pstats
 import resource
+import statistics
 import sys
 import time
 
@@ -167,19 +167,19 @@ def pass_steps(config: Config, sizes: list[int], rounds: int) -> None:
     worker.load(theta, 0)
     chunks = make_chunks(config.episodes, layout(config).chunk_episodes, config.seed, 0)
     episodes = [worker.rollout(chunk) for chunk in chunks]
+    steps = sum(len(e.episode) for e in episodes)
     seconds = {size: [] for size in sizes}
     default = pgdist.worker.FORWARD_PASS_ROWS
     try:
         for _ in range(rounds):
             for size in sizes:
-                pgdist.worker.FORWARD_PASS_ROWS = size or sum(len(e.episode) for e in episodes)
+                pgdist.worker.FORWARD_PASS_ROWS = size or steps
                 start = time.thread_time()
                 for chunk_episodes in episodes:
                     worker.gradient_sum(chunk_episodes)
                 seconds[size].append(time.thread_time() - start)
     finally:
         pgdist.worker.FORWARD_PASS_ROWS = default
-    steps = sum(len(e.episode) for e in episodes)
     print(f"## gradient passes of N={config.episodes} ({len(chunks)} chunk(s), {steps:,} steps), "
           f"{rounds} rounds, CPU time, medians; pgdist's default: {default} steps a pass")
     print()

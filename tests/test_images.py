@@ -168,7 +168,8 @@ def test_an_evaluation_keeps_the_rewards_not_the_frames():
     from pgdist.evaluate import evaluate
 
     config = Config(env=WIDE, episodes=2)
-    policy = make_policy(env_spaces(WIDE).observation_shape, env_spaces(WIDE).action_space, config.hidden, seed=3)
+    spaces = env_spaces(WIDE)
+    policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, seed=3)
     peaks, returns = {}, {}
     for keep in (True, False):
         worker = RolloutWorker(WIDE, policy, Estimator.of(config), 50, keep_states=keep)

@@ -13,7 +13,7 @@ import tempfile
 from ray import tune
 
 from pgdist import Config, Learner
-from pgdist.ray_startup import start_ray
+from pgdist.ray import start_ray
 
 
 def trial(params):

@@ -2,8 +2,8 @@
 
 Both have the same verbs: ``sample(theta, version, chunks)``, ``live_workers()`` and
 ``close()``. The local backend runs one worker in this process, with no Ray at all;
-``pgdist.ray_backend`` runs workers as Ray actors (it and ``pgdist.ray_startup`` are the
-modules that import ray).
+``pgdist.ray.RayBackend`` runs workers as Ray actors (``pgdist.ray`` is the one package
+that imports ray).
 """
 
 from __future__ import annotations

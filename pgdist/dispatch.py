@@ -1,7 +1,7 @@
 """One sampling call's chunks on the Ray backend's actors: which are queued, which run where,
 since when, and what each has done to the workers (died with them, hung them).
 
-Bookkeeping only, without ray: ``pgdist.ray_backend`` waits on the calls and decides what to
+Bookkeeping only, without ray: ``pgdist.ray.backend`` waits on the calls and decides what to
 do; this module knows what was handed out and what must run again.
 """
 

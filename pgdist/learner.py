@@ -24,7 +24,7 @@ import torch
 
 from pgdist.backends import LocalBackend
 from pgdist.config import Config
-from pgdist.envs import EnvError, env_spaces, time_limit
+from pgdist.envs import EnvError, EnvSpaces, env_spaces, time_limit
 from pgdist.estimators import POLICY_SUMS, Estimator, loss
 from pgdist.layout import MIN_CHUNK, layout
 from pgdist.metrics import METRICS
@@ -71,16 +71,18 @@ class Learner:
     fits (``lambda groups: torch.optim.SGD(groups, lr=0.1)``). The default is the tutorial's
     Adam(lr) (``pgdist.optim.Adam``). ``backend`` builds what hands chunks to workers, from
     (config, policy, value function): ``pgdist.backends.LocalBackend``,
-    ``pgdist.ray_backend.RayBackend`` or one of your own with the same verbs; by default the one
-    ``config.backend`` names. A context manager: entering starts the workers (and a local Ray
+    ``pgdist.ray.RayBackend`` or one of your own with the same verbs; by default the one
+    ``config.backend`` names. ``spaces``: the env's spaces (``pgdist.envs.env_spaces``) where the
+    caller has them already, so that a MuJoCo or Atari env is not built once more. A context manager: entering starts the workers (and a local Ray
     instance if it started one), leaving stops exactly what it started.
     """
 
     def __init__(self, config: Config, policy: torch.nn.Module | None = None,
-                 optimizer: OptimizerFactory | None = None, backend: BackendFactory | None = None):
+                 optimizer: OptimizerFactory | None = None, backend: BackendFactory | None = None,
+                 spaces: EnvSpaces | None = None):
         self.config = config
         self.estimator = Estimator.of(config)
-        spaces = env_spaces(config.env)
+        spaces = spaces or env_spaces(config.env)
         if policy is None:
             policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
         check_policy(policy, spaces.observation, spaces.action_space, config.env)
@@ -297,14 +299,14 @@ def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module
     """The backend ``config.backend`` names: one worker here, or Ray actors (ray is imported only then).
 
     A local Ray instance is to listen on loopback only, which Ray decides from
-    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is imported (pgdist/ray_startup.py): set it
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it is imported (pgdist/ray/startup.py): set it
     before ray's first import, for a run that will start an instance of its own.
     """
     if config.backend == "local":
         return LocalBackend(config, policy, value)
     if config.address is None and not os.environ.get("RAY_ADDRESS") and "ray" not in sys.modules:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    from pgdist.ray_backend import RayBackend
+    from pgdist.ray import RayBackend
 
     return RayBackend(config, policy, value)
 

@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def ray_instance():
-    from pgdist.ray_startup import start_ray
+    from pgdist.ray import start_ray
     import ray
 
     started = start_ray(None)
@@ -49,7 +49,7 @@ def ray_workers(ray_instance):
     They reserve no CPU (``num_cpus=0``): idle between tests, they would otherwise hold the
     instance's CPUs from the actors that other tests start of their own.
     """
-    from pgdist.ray_backend import RayWorkers
+    from pgdist.ray import RayWorkers
 
     workers = RayWorkers(8, num_cpus=0)
     yield workers
@@ -59,7 +59,7 @@ def ray_workers(ray_instance):
 @pytest.fixture
 def borrowed_actors(ray_workers, monkeypatch):
     """The test's Learners with ``backend: ray`` borrow the session's ``ray_workers``."""
-    from pgdist.ray_backend import RayWorkers
+    from pgdist.ray import RayWorkers
 
     monkeypatch.setattr(RayWorkers, "default", ray_workers)
 

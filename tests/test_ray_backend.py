@@ -11,7 +11,8 @@ import pytest
 import ray
 import torch
 
-from pgdist import Config, Learner, ray_backend
+from pgdist import Config, Learner
+from pgdist.ray import backend as ray_backend
 from pgdist.backends import WorkerError
 from pgdist.policy import parameters_to_vector
 from tests import hanging_env, killing_env

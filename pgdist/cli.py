@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pgdist.backends import ClusterError, WorkerError
 from pgdist.config import Config, ConfigError, coerce, fields, read_yaml
-from pgdist.envs import EnvError, env_spaces
+from pgdist.envs import EnvError, EnvSpaces, env_spaces
 from pgdist.export import ExportError
 from pgdist.policy import PolicyError
 from pgdist.runs import RunError
@@ -158,10 +158,10 @@ def train(args: argparse.Namespace) -> int:
     from pgdist.runs import Run
 
     config = config_from_args(args)
-    env_spaces(config.env)  # an env that does not exist or that pgdist cannot use: before the run folder is made
+    spaces = env_spaces(config.env)  # an env that does not exist or that pgdist cannot use: before the run folder is made
     with Interrupts() as interrupts:
         run = Run.create(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), config, args.checkpoint_every)
-        return run_iterations(run, None, interrupts, args.debug, args.wandb)
+        return run_iterations(run, None, interrupts, args.debug, args.wandb, spaces)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -172,14 +172,15 @@ def resume(args: argparse.Namespace) -> int:
         return run_iterations(run, state, interrupts, args.debug)
 
 
-def run_iterations(run, state: dict | None, interrupts: Interrupts, debug: bool, wandb: str | None = None) -> int:
+def run_iterations(run, state: dict | None, interrupts: Interrupts, debug: bool, wandb: str | None = None,
+                   spaces: EnvSpaces | None = None) -> int:
     """Train until ``config.iterations``, ``stop_return`` or a signal, recording every iteration in the run folder."""
     from pgdist.learner import Learner
 
     with ThreadPoolExecutor(1) as background:
         closed = None
         try:
-            with Learner(run.config) as learner:
+            with Learner(run.config, spaces=spaces) as learner:
                 interrupts.install()  # again: ray.init sets a SIGTERM handler of its own
                 finished = iterate(learner, run, state, interrupts, wandb)
                 interrupts.ending()
@@ -375,10 +376,10 @@ def export_run(args: argparse.Namespace) -> int:
 
     from pgdist.export import FORMATS, export
     from pgdist.policy import policy_input
-    from pgdist.runs import load_run
+    from pgdist.runs import load_run_and_spaces
 
-    config, policy = load_run(args.run)
-    observation = policy_input(env_spaces(config.env).observation[None], torch.float32)  # an image in its own dtype
+    config, policy, spaces = load_run_and_spaces(args.run)
+    observation = policy_input(spaces.observation[None], torch.float32)  # an image in its own dtype
     out = args.out or args.run / f"policy{FORMATS[args.format]}"
     print(f"pgdist: wrote {export(policy, observation, args.format, out)} "
           f"(observations [batch, {', '.join(map(str, observation.shape[1:]))}] -> actions)")
@@ -407,7 +408,7 @@ def info(args: argparse.Namespace) -> int:
     local = sorted(_protocol_envs(Path("envs")))
     print(f"tutorial-protocol environments in ./envs: {', '.join(local) if local else 'none'}")
     if args.address:
-        from pgdist.ray_startup import cluster_nodes
+        from pgdist.ray import cluster_nodes
 
         nodes = cluster_nodes(args.address)
         print(f"Ray cluster at {args.address}: {len(nodes)} node(s), {sum(cpus for _, cpus in nodes):g} CPUs")

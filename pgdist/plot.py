@@ -41,7 +41,13 @@ def plot_runs(folders: list[Path], out: Path) -> Path:
     for axis in (returns, noise):
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(out, dpi=100)
+    out = Path(out)
+    partial = out.with_name(out.name + ".tmp")  # a reader (or a full disk) never meets half a picture
+    try:
+        figure.savefig(partial, dpi=100, format=out.suffix.lstrip(".") or "png")
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
     return out
 
 

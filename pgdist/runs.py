@@ -18,6 +18,7 @@ whole, and a metrics row counts once its line is complete.
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -25,6 +26,7 @@ import os
 import pickle
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -36,6 +38,8 @@ from pgdist.training import Callback
 COLUMNS = tuple(METRICS)
 CURVE_EVERY_SECONDS = 10.0
 LOCK = ".lock"
+# a disk that takes no more: full, over quota, or failing
+DISK_ERRORS = {errno.ENOSPC: "its disk is full", errno.EDQUOT: "its disk quota is used up", errno.EIO: "an I/O error"}
 # what torch.load and Config raise on a file that is not a whole pgdist checkpoint
 NOT_A_CHECKPOINT = (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError, ConfigError)
 
@@ -68,6 +72,8 @@ class Run(Callback):
         self.jsonl = open(self.folder / "metrics.jsonl", mode)
         self.tensorboard = None
         self.curve_drawn = time.monotonic()
+        self.saved = resumed_at  # the iteration of checkpoint.pt, the latest whole one on disk
+        self.disk_failed = False  # said once: closing the files after it says nothing more
 
     @classmethod
     def create(cls, folder: Path, config: Config, checkpoint_every: int = 10) -> Run:
@@ -79,8 +85,9 @@ class Run(Callback):
                 raise RunError(
                     f"{folder} already holds a run; continue it with 'pgdist resume {folder}' or choose another --out"
                 )
-            _write_atomically(folder / "config.yaml", config.to_yaml().encode())
-            return cls(folder, config, checkpoint_every, "w", lock)
+            with disk_errors(folder, "starting the run", None):
+                _write_atomically(folder / "config.yaml", config.to_yaml().encode())
+                return cls(folder, config, checkpoint_every, "w", lock)
         except BaseException:
             _unlock(lock, previous)
             raise
@@ -103,15 +110,27 @@ class Run(Callback):
                     f"{folder}/checkpoint.pt holds no optimizer state this pgdist can continue (an older pgdist "
                     "saved Adam's in a format of its own); 'pgdist eval' and 'pgdist plot' still read the run"
                 )
-            _keep_rows_up_to(folder, state["version"])
-            return cls(folder, config, checkpoint_every, "a", lock, resumed_at=state["version"]), state
+            with disk_errors(folder, "resuming the run", state["version"]):
+                _keep_rows_up_to(folder, state["version"])
+                return cls(folder, config, checkpoint_every, "a", lock, resumed_at=state["version"]), state
         except BaseException:
             _unlock(lock, previous)
             raise
 
     def on_iteration(self, learner, metrics: dict) -> None:
-        self.record(metrics)
-        self.save(learner, finished=metrics["stopped"] or learner.version >= self.config.iterations)
+        with self.disk_errors(f"recording iteration {learner.version}"):
+            self.record(metrics)
+            self.save(learner, finished=metrics["stopped"] or learner.version >= self.config.iterations)
+
+    @contextmanager
+    def disk_errors(self, doing: str):
+        """A disk that takes no more, as one RunError (``disk_errors``); closing the files after it stays quiet."""
+        try:
+            with disk_errors(self.folder, doing, self.saved):
+                yield
+        except RunError:
+            self.disk_failed = True
+            raise
 
     def record(self, metrics: dict) -> None:
         self.csv.writerow(metrics)
@@ -132,6 +151,7 @@ class Run(Callback):
         """The latest checkpoint, and a kept copy every ``checkpoint_every`` iterations."""
         state = {**learner.state_dict(), "finished": finished}
         path = _save(state, self.folder / "checkpoint.pt")
+        self.saved = learner.version
         if learner.version % self.checkpoint_every == 0:
             _save(state, self.folder / f"checkpoint-{learner.version:06d}.pt")
         return path
@@ -145,16 +165,48 @@ class Run(Callback):
         self.curve_drawn = time.monotonic()
 
     def close(self) -> None:
-        """Close every file, draw the last curve, then let the folder go to another writer."""
+        """Close every file, draw the last curve, then let the folder go to another writer.
+
+        After a disk error (said already), what closing the files meets on that disk goes unsaid.
+        """
+        failed = self.disk_failed
         try:
-            self.csv_file.close()
-            self.jsonl.close()
-            if self.tensorboard is not None:
-                self.tensorboard.close()
-            if read_metrics(self.folder):
-                self.draw_curve()
+            with self.disk_errors("closing the run"):
+                for file in (self.csv_file, self.jsonl, self.tensorboard):
+                    try:
+                        if file is not None:
+                            file.close()
+                    except OSError as error:
+                        if not (failed and error.errno in DISK_ERRORS):
+                            raise
+                if not failed and read_metrics(self.folder):
+                    self.draw_curve()
         finally:
             os.close(self.lock)
+
+
+@contextmanager
+def disk_errors(folder: Path, doing: str, saved: int | None):
+    """A disk that takes no more (DISK_ERRORS) as one RunError: the folder, what was being done, the
+    checkpoint kept (``saved``: its iteration, None if none yet) and what to do. A half-written
+    file is never left as the latest (``_write_atomically``)."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in DISK_ERRORS:
+            raise
+        if error.errno == errno.EIO:
+            remedy = "check that disk"
+        else:
+            kept = sum(path.stat().st_size for path in folder.glob("checkpoint-[0-9]*.pt"))
+            remedy = f"free space there (its kept checkpoint-NNNNNN.pt files take {kept / 1e6:.1f} MB)"
+        if saved is None:
+            then = f"no checkpoint was saved yet; {remedy}, then start the run again (another --out)"
+        else:
+            then = (f"kept {folder / 'checkpoint.pt'} (iteration {saved}) whole; {remedy}, then continue with "
+                    f"'pgdist resume {folder}'")
+        raise RunError(f"cannot write the run folder {folder} while {doing}: {DISK_ERRORS[error.errno]} "
+                       f"({error.strerror}); {then}") from None
 
 
 def lock_folder(folder: Path) -> tuple[int, bytes]:
@@ -190,8 +242,13 @@ def _unlock(lock: int, previous: bytes) -> None:
 
 
 def _write_lock(lock: int, text: bytes) -> None:
-    os.ftruncate(lock, 0)
-    os.pwrite(lock, text, 0)
+    """The lock's text (who holds it), for the message of a refused writer; on a full disk the lock holds without it."""
+    try:
+        os.ftruncate(lock, 0)
+        os.pwrite(lock, text, 0)
+    except OSError as error:
+        if error.errno not in DISK_ERRORS:
+            raise
 
 
 def _check_is_folder(folder: Path) -> None:
@@ -240,6 +297,12 @@ def _offer_previous(folder: Path, broken: Path) -> str:
 
 def load_run(folder: Path):
     """A run's Config and its trained policy, from the latest checkpoint."""
+    config, policy, _ = load_run_and_spaces(folder)
+    return config, policy
+
+
+def load_run_and_spaces(folder: Path):
+    """A run's Config, its trained policy and its env's spaces (``pgdist.envs.EnvSpaces``), the env built once."""
     from pgdist.envs import env_spaces
     from pgdist.policy import make_policy
 
@@ -247,7 +310,7 @@ def load_run(folder: Path):
     spaces = env_spaces(config.env)
     policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
     policy.load_state_dict(state["policy"])
-    return config, policy
+    return config, policy, spaces
 
 
 def _save(state: dict, path: Path) -> Path:
@@ -264,11 +327,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
     machine) the disk holds one of them whole, never a mix.
     """
     partial = path.with_name(path.name + ".tmp")
-    with open(partial, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    partial.replace(path)
+    try:
+        with open(partial, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a full disk: the space back, and the old file stays the latest
+        raise
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)

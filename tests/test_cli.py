@@ -197,3 +197,30 @@ def test_info_lists_versions_and_the_environments_here(request):
     assert result.returncode == 0, result.stderr
     assert "ray" in result.stdout and "torch" in result.stdout
     assert "envs.line:LineWalk" in result.stdout and "envs.mdp:ChainMDP" in result.stdout
+
+
+def test_each_command_builds_the_env_s_spaces_once(tmp_path, request, capsys, monkeypatch):
+    """A MuJoCo or Atari env is slow to make: train checks the env before the run folder and hands its
+    spaces to the Learner; export reads them with the run."""
+    from pgdist import cli, envs, learner
+
+    monkeypatch.chdir(request.config.rootpath)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    built = []
+
+    def counted(name):
+        built.append(name)
+        return spaces_of(name)
+
+    spaces_of = envs.env_spaces
+    for module in (envs, cli, learner):
+        monkeypatch.setattr(module, "env_spaces", counted)
+    out = tmp_path / "run"
+    code, err = in_process("train", "--env", "CartPole-v1", "--episodes", "4", "--iterations", "1", "--backend",
+                           "local", "--out", str(out), capsys=capsys)
+    assert code == 0, err
+    assert built == ["CartPole-v1"]
+    code, err = in_process("export", str(out), "--format", "torchscript", capsys=capsys)
+    assert code == 0, err
+    assert built == ["CartPole-v1"] * 2

@@ -1,0 +1,42 @@
+"""Every env step a chunk takes: theta pinned for a fixed seed (the value main gave before copies that run
+dropped episodes stopped being stepped), on both backends; what an iteration cost (``env_steps``)."""
+
+import importlib.util
+
+import pytest
+
+from pgdist import Config, Learner
+from pgdist.policy import parameters_to_vector
+
+# Taken on main at 493169a (every copy stepped at every lockstep), 2026-12-07; one chunk an iteration,
+# so the sum of chunks has one order on either backend. Five copies for more episodes than copies:
+# each chunk's copies run episodes it drops. (kept steps per iteration, sum of theta, sum of squares,
+# theta's first three numbers)
+PINNED = {
+    "FrozenLake-v1": ([156, 141, 220], -1.1346149817109108, 7.850801159549528,
+                      [-0.2798088788986206, -0.19721531867980957, -0.10707876086235046]),
+    "envs.mdp:ChainMDP": ([48, 60, 50], -7.019148470833898, 11.62834084275006,
+                          [-0.5685089230537415, -0.682980477809906, -0.16051994264125824]),
+    "Hopper-v5": ([273, 294, 392], 2.018208422930911, 13.473217103032841,
+                  [-0.0019449181854724884, -0.02716561034321785, 0.024346403777599335]),
+}
+SETTINGS = {
+    "FrozenLake-v1": dict(episodes=24, chunk_episodes=24, lr=0.05),
+    "envs.mdp:ChainMDP": dict(episodes=24, chunk_episodes=24, lr=0.05),
+    "Hopper-v5": dict(episodes=12, chunk_episodes=12, lr=0.01, baseline="value", returns="reward_to_go",
+                      standardize=True),
+}
+HAS_MUJOCO = importlib.util.find_spec("mujoco") is not None
+
+
+@pytest.mark.parametrize("env", list(PINNED))
+def test_theta_is_pinned_for_a_fixed_seed(env, backend):
+    if env == "Hopper-v5" and not HAS_MUJOCO:
+        pytest.skip("needs mujoco (the mujoco extra, which the test extra installs)")
+    config = Config(env=env, envs_per_chunk=5, hidden=[16], seed=3, backend=backend, **SETTINGS[env])
+    with Learner(config) as learner:
+        steps = [learner.step()["steps"] for _ in range(3)]
+        theta = parameters_to_vector(learner.policy, learner.value).double()
+    pinned_steps, total, squares, first = PINNED[env]
+    assert steps == pinned_steps
+    assert [float(theta.sum()), float((theta**2).sum()), [float(x) for x in theta[:3]]] == [total, squares, first]

@@ -18,7 +18,7 @@ of this process from just before the Learner is built: the whole run's compute, 
 and what other load on the machine leaves unchanged), and writes:
 
     OUT/noise_scale.csv     a row per iteration of every run, written as the iteration ends
-    OUT/runs.csv            a row per run that ended (threshold or budget), with the load average then
+    OUT/runs.csv            a row per run that ended (threshold or budget)
     OUT/noise_scale.md      per task and kind: min / median / max over seeds of each
     OUT/noise_scale.png     per task, the noise scale (solid), N (dashed) and the return over training
 
@@ -36,10 +36,10 @@ import os
 import time
 from pathlib import Path
 
-from time_to_solve import format_load, spread  # beside this script
-
 from pgdist import Callback, Config, Learner, train
 from pgdist.envs import gymnasium_spec
+
+from harness import markdown, print_machine, spread  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = {
@@ -154,9 +154,7 @@ def table(curves: list[dict], finished: list[dict]) -> str:
     one that reached it ('unsolved' in ``spread``). A run cut off before its end (the deadline)
     is left out of these figures: its steps so far are shown apart.
     """
-    columns = ["task (threshold)", "run", "reached", "iterations", "env steps (thousands)", "CPU seconds", "wall seconds",
-               "cut off at (thousand steps)", "last noise scale", "last N"]
-    lines = ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
+    rows = []
     runs = summaries(curves, finished)
     envs = list(dict.fromkeys(row["env"] for row in runs))
     for (env, name), group in sorted(grouped(runs).items(), key=lambda item: (envs.index(item[0][0]), order(item[0][1]))):
@@ -168,7 +166,7 @@ def table(curves: list[dict], finished: list[dict]) -> str:
                 return "not reached"
             return spread([r[key] / scale if r["ended"] == "threshold" else math.inf for r in ended], digits)
 
-        lines.append("| " + " | ".join([
+        rows.append([
             f"{env} ({threshold(env):g})",
             name,
             f"{sum(r['ended'] == 'threshold' for r in ended)}/{len(ended)}",
@@ -179,8 +177,9 @@ def table(curves: list[dict], finished: list[dict]) -> str:
             ", ".join(f"{r['env_steps'] / 1000:.0f}" for r in cut) or "–",
             spread([r["last_noise_scale"] for r in group if r["last_noise_scale"] is not None], 0),
             spread([r["last_episodes"] for r in group], 0),
-        ]) + " |")
-    return "\n".join(lines) + "\n"
+        ])
+    return markdown(["task (threshold)", "run", "reached", "iterations", "env steps (thousands)", "CPU seconds",
+                     "wall seconds", "cut off at (thousand steps)", "last noise scale", "last N"], rows, left=2)
 
 
 def order(name: str) -> tuple[bool, int]:
@@ -291,10 +290,9 @@ def benchmark(args) -> None:
                 writer = CurveWriter(args.out / "noise_scale.csv", env=env, seed=seed, run=name)
                 run(recipe.replace(seed=seed, **overrides), args.steps or STEP_BUDGETS[env], writer)
                 append_csv(args.out / "runs.csv", {
-                    "env": env, "seed": seed, "run": name, "load_1min_at_end": round(os.getloadavg()[0], 2),
-                    "finished_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                    "env": env, "seed": seed, "run": name, "finished_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
                 })
-                print(f"{env}, seed {seed}, {name}: done, load average {format_load()}", flush=True)
+                print(f"{env}, seed {seed}, {name}: done", flush=True)
 
 
 def main() -> None:
@@ -312,7 +310,7 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(ROOT)
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"load average (1 / 5 / 15 min) at the start: {format_load()}", flush=True)
+    print_machine()
     if not args.report:
         if (args.out / "noise_scale.csv").exists():
             parser.error(f"{args.out} holds an earlier benchmark's noise_scale.csv: choose another --out")
@@ -321,7 +319,6 @@ def main() -> None:
     curves = [row for folder in folders for row in read_csv(folder / "noise_scale.csv")]
     finished = [row for folder in folders for row in read_csv(folder / "runs.csv")]
     report(curves, finished, args.out)
-    print(f"load average (1 / 5 / 15 min) at the end: {format_load()}")
 
 
 if __name__ == "__main__":

@@ -201,6 +201,7 @@ class Learner:
             "iteration": sums.version + 1,
             "episodes": n,
             "steps": sums.steps,
+            "env_steps": sums.env_steps,
             "seconds": batch.seconds + update_seconds,
             "sample_seconds": batch.seconds,
             "update_seconds": update_seconds,

@@ -15,6 +15,7 @@ METRICS = {
     "iteration": "the iteration: theta's version after its step (its batch's version + 1)",
     "episodes": "N, the episodes of the batch",
     "steps": "their environment steps",
+    "env_steps": "every env step the workers took for them, kept or not (autoresets, episodes the chunks dropped)",
     "seconds": "the iteration's wall time: sample_seconds + update_seconds",
     "sample_seconds": "broadcasting theta and gathering the N episodes' sums",
     "update_seconds": "the optimizer step, from the sums",

@@ -6,6 +6,12 @@ gymnasium's next-step autoreset: the step after an episode's last one resets tha
 action is ignored, its reward is 0) and returns the new episode's first state. ``step`` returns
 (states, rewards, dones, truncated), ``truncated`` marking the episodes pgdist's cap cut short;
 an env that raises, or whose observation changes shape, is an EnvError saying at which step.
+
+Where the copies are separate envs (gymnasium's SyncVectorEnv, so MuJoCo, Box2D and a user's own
+gymnasium env; tutorial-protocol classes), ``step(actions, active)`` steps only the ``active``
+copies (``steps_copies_apart``): the others are neither stepped nor reset, and report their last
+state, reward 0 and not done. Vector envs that step all their copies at once (CartPole's numpy
+one, ale-py's) step every copy whatever ``active`` says.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import concatenate, create_empty_array, iterate
 
 from pgdist.config import DEFAULT_MAX_EPISODE_STEPS
 from pgdist.envs import (
@@ -82,10 +89,14 @@ class GymnasiumVectorEnv:
     ``max_episode_steps`` is pgdist's cap (gymnasium's TimeLimit), or None to keep the env's own.
     ``step`` returns (states, rewards, dones, truncated); ``truncated`` marks only the
     episodes pgdist's cap cut short, never those the env's own time limit ends.
+
+    A SyncVectorEnv's copies are stepped here one by one, as its own ``step`` steps them (next-step
+    autoreset, the same calls on each copy in the same order), so that ``active`` can leave some out.
     """
 
     def __init__(self, name: str, num_envs: int, max_episode_steps: int | None = None):
         self.seeds = 2**32  # reset seeds are taken modulo this
+        self.copies = None  # the separate envs, where the vector env is a SyncVectorEnv
         if is_atari(name):
             self.env = atari_vector_env(name, num_envs, max_episode_steps)
             self.seeds = 2**31 - num_envs  # ALE seeds its copies seed, seed + 1, ... as C ints
@@ -94,17 +105,49 @@ class GymnasiumVectorEnv:
             if gymnasium_spec(name).vector_entry_point is None:
                 options["wrappers"] = [CheckedEnv]  # its copies are separate envs: check each
             self.env = gymnasium.make_vec(name, num_envs=num_envs, **options)
+            if isinstance(self.env, gymnasium.vector.SyncVectorEnv):
+                self.copies = self.env.envs
         self.num_envs = num_envs
         self.action_space = self.env.single_action_space
         self.rows = observation_rows(self.env.single_observation_space)
         self.capped = max_episode_steps is not None
+        self.steps_copies_apart = self.copies is not None
+        if self.steps_copies_apart:
+            self.last = []  # each copy's last observation
+            self.resetting = np.zeros(num_envs, dtype=bool)  # its next step is an autoreset
 
     def reset(self, seed: int) -> np.ndarray:
         states, _ = self._checked(self.env.reset, seed=seed % self.seeds)
+        if self.steps_copies_apart:
+            self.last = list(iterate(self.env.observation_space, states))
+            self.resetting[:] = False
         return self.rows(states)
 
-    def step(self, actions: np.ndarray):
-        states, rewards, terminated, truncated, _ = self._checked(self.env.step, env_actions(self.action_space, actions))
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None):
+        actions = env_actions(self.action_space, actions)
+        if self.steps_copies_apart:
+            return self._step_copies(actions, np.ones(self.num_envs, dtype=bool) if active is None else active)
+        states, rewards, terminated, truncated, _ = self._checked(self.env.step, actions)
+        return self._outcome(states, rewards, terminated, truncated)
+
+    def _step_copies(self, actions, active: np.ndarray):
+        """SyncVectorEnv's step for the ``active`` copies; the others keep their state and autoreset."""
+        rewards = np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        for i, action in enumerate(iterate(self.env.action_space, actions)):
+            if not active[i]:
+                continue
+            if self.resetting[i]:
+                self.last[i], _ = self._checked(self.copies[i].reset)
+            else:
+                self.last[i], rewards[i], terminated[i], truncated[i], _ = self._checked(self.copies[i].step, action)
+        self.resetting = np.where(active, terminated | truncated, self.resetting)
+        space = self.env.single_observation_space
+        states = concatenate(space, self.last, create_empty_array(space, self.num_envs))  # new: a chunk keeps them
+        return self._outcome(states, rewards, terminated, truncated)
+
+    def _outcome(self, states, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray):
         cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
         return self.rows(states), rewards, terminated | truncated, cut
 
@@ -135,18 +178,24 @@ class ProtocolVectorEnv:
         self.resetting = np.zeros(num_envs, dtype=bool)
         self.elapsed = np.zeros(num_envs, dtype=np.int64)  # steps of each copy's episode so far
         self.observation_size = None  # the size of the first state: every later one must have it
+        self.states = []  # each copy's last state
 
     def reset(self, seed: int) -> np.ndarray:
         self.resetting[:] = False
         self.elapsed[:] = 0
         seeds = [{"seed": seed + i} if self.seedable else {} for i in range(self.num_envs)]
-        return np.stack([self._state(i, self._call(i, "reset", **seeds[i])) for i in range(self.num_envs)])
+        self.states = [self._state(i, self._call(i, "reset", **seeds[i])) for i in range(self.num_envs)]
+        return np.stack(self.states)
 
-    def step(self, actions: np.ndarray):
+    steps_copies_apart = True
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None):
+        """Step the ``active`` copies (all by default); the others keep their last state and autoreset."""
         actions = env_actions(self.action_space, actions)
-        states, rewards = [], np.zeros(self.num_envs)
+        active = np.ones(self.num_envs, dtype=bool) if active is None else active
+        rewards = np.zeros(self.num_envs)
         dones = np.zeros(self.num_envs, dtype=bool)
-        for i in range(self.num_envs):
+        for i in np.flatnonzero(active):
             if self.resetting[i]:
                 self.elapsed[i] = 0
                 state = self._call(i, "reset")
@@ -154,11 +203,11 @@ class ProtocolVectorEnv:
                 self.elapsed[i] += 1
                 action = actions[i].item() if self.discrete else actions[i]
                 state, rewards[i], dones[i] = self._call(i, "step", action)
-            states.append(self._state(i, state))
-        truncated = ~dones & ~self.resetting & (self.elapsed >= self.max_episode_steps)
+            self.states[i] = self._state(i, state)
+        truncated = active & ~dones & ~self.resetting & (self.elapsed >= self.max_episode_steps)
         dones |= truncated
-        self.resetting = dones.copy()
-        return np.stack(states), rewards, dones, truncated
+        self.resetting = np.where(active, dones, self.resetting)
+        return np.stack(self.states), rewards, dones, truncated
 
     def _call(self, i: int, method: str, *args, **kwargs):
         try:

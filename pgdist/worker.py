@@ -55,6 +55,7 @@ class Episodes:
     episode: torch.Tensor
     count: int
     truncated: int = 0  # of the count, the episodes that pgdist's max_episode_steps cut short
+    env_steps: int = 0  # every copy-step the env took for them, kept or not (autoresets included)
 
     def undiscounted_returns(self) -> torch.Tensor:
         """Each episode's undiscounted return, the score users read."""
@@ -82,6 +83,7 @@ class ChunkResult:
     return_max: float
     discounted_return_sum: float  # R(tau) of Eq. 6
     truncated: int = 0  # episodes that pgdist's max_episode_steps cut short
+    env_steps: int = 0  # every env step taken for them, kept or not (autoresets, dropped episodes)
     log_prob_gradient_sum: np.ndarray | None = None
     entropy_gradient_sum: np.ndarray | None = None
     value_gradient_sum: np.ndarray | None = None
@@ -107,7 +109,8 @@ class ChunkResult:
         )
 
 
-SUMMED = ("episodes", "steps", "weight_sum", "weight_square_sum", "return_sum", "discounted_return_sum", "truncated")
+SUMMED = ("episodes", "steps", "weight_sum", "weight_square_sum", "return_sum", "discounted_return_sum", "truncated",
+          "env_steps")
 SUMMED_VECTORS = ("gradient_sum", "log_prob_gradient_sum", "entropy_gradient_sum", "value_gradient_sum")
 
 
@@ -158,6 +161,8 @@ class RolloutWorker:
         Copies that finish an episode start another; the chunk keeps the first
         ``chunk.episodes`` episodes *started* and waits until each has finished.
         Keeping the first to finish would favour short episodes and bias the gradient.
+        Where the env can step its copies apart, a copy whose next episode the chunk drops is
+        neither reset nor stepped again (``copies_to_step``): the kept episodes are the same.
         An env that raises or returns NaN, infinity or another shape stops the chunk with
         an EnvError naming the env, the chunk, the iteration and the step: no retry gives
         other episodes, since the chunk's episodes are the same wherever it runs.
@@ -179,9 +184,9 @@ class RolloutWorker:
         states = env.reset(seed=env_seed)
         check_finite(states, np.zeros(width), timestep, resetting)
         resetting[:] = False
-        started, finished, truncated = width, 0, 0
+        started, finished, truncated, env_steps = width, 0, 0, 0
         steps = []  # per lockstep: (states, actions, rewards, timestep, episode, kept), all copies
-        actions = None
+        actions = active = None
         with torch.inference_mode():
             while finished < chunk.episodes:
                 kept = ~resetting
@@ -190,7 +195,10 @@ class RolloutWorker:
                     actions = self._kept_actions(act, states, kept, actions)
                 else:
                     actions = act(policy_input(states, self.dtype)).numpy()
-                next_states, rewards, dones, cut = env.step(actions)
+                if env.steps_copies_apart:
+                    active = copies_to_step(resetting, episode, started, chunk.episodes)
+                env_steps += width if active is None else int(np.count_nonzero(active))
+                next_states, rewards, dones, cut = env.step(actions, active)
                 check_finite(next_states, rewards, timestep, resetting)
                 steps.append((states if self.keep_states else None, actions, rewards, timestep.copy(), episode.copy(), kept))
                 ended = dones & kept
@@ -204,7 +212,7 @@ class RolloutWorker:
                     started += len(new)
                 resetting = dones
                 states = next_states
-        return self._episodes(steps, chunk.episodes, truncated)
+        return self._episodes(steps, chunk.episodes, truncated, env_steps)
 
     def _kept_actions(self, act, states: np.ndarray, kept: np.ndarray, previous: np.ndarray) -> np.ndarray:
         """pi's actions for the copies whose step the chunk keeps; the others (an autoreset, an episode
@@ -218,7 +226,7 @@ class RolloutWorker:
         actions[rows] = act(policy_input(states, self.dtype), torch.from_numpy(rows)).numpy()
         return actions
 
-    def _episodes(self, steps: list, count: int, truncated: int) -> Episodes:
+    def _episodes(self, steps: list, count: int, truncated: int, env_steps: int) -> Episodes:
         """The kept rows of the chunk's locksteps, concatenated once per chunk."""
         *columns, kept = (None if column[0] is None else np.concatenate(column) for column in zip(*steps))
         rows = np.flatnonzero(kept)  # once: a boolean mask would find the rows again for each column
@@ -231,6 +239,7 @@ class RolloutWorker:
             episode=torch.as_tensor(episode),
             count=count,
             truncated=truncated,
+            env_steps=env_steps,
         )
 
     def gradient_sum(self, episodes: Episodes) -> ChunkResult:
@@ -260,6 +269,7 @@ class RolloutWorker:
             return_max=float(undiscounted.max()),
             discounted_return_sum=float(returns.sum()),
             truncated=episodes.truncated,
+            env_steps=episodes.env_steps,
             **result,
         )
 
@@ -287,6 +297,16 @@ class RolloutWorker:
         if width not in self._vector_envs:
             self._vector_envs[width] = make_vector_env(self.env, width, self.max_episode_steps)
         return self._vector_envs[width]
+
+
+def copies_to_step(resetting: np.ndarray, episode: np.ndarray, started: int, episodes: int) -> np.ndarray:
+    """The copies whose next step a kept episode needs: those running one of the chunk's first
+    ``episodes`` episodes, and those about to reset into one. A resetting copy starts episode
+    ``started`` plus its rank among the resetting copies (the order ``rollout`` numbers them in);
+    a copy that would start a later one, or runs one, runs the chunk's dropped episodes from then on.
+    """
+    starting = started + np.cumsum(resetting) - 1
+    return np.where(resetting, starting < episodes, episode < episodes)
 
 
 FORWARD_PASS_NUMBERS = 1 << 23  # the most observation numbers one forward pass takes (32 MiB as float32)

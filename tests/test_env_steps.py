@@ -3,6 +3,7 @@ dropped episodes stopped being stepped), on both backends; what an iteration cos
 
 import importlib.util
 
+import numpy as np
 import pytest
 
 from pgdist import Config, Learner
@@ -40,3 +41,47 @@ def test_theta_is_pinned_for_a_fixed_seed(env, backend):
     pinned_steps, total, squares, first = PINNED[env]
     assert steps == pinned_steps
     assert [float(theta.sum()), float((theta**2).sum()), [float(x) for x in theta[:3]]] == [total, squares, first]
+
+
+@pytest.mark.parametrize("env", ["FrozenLake-v1", "envs.mdp:ChainMDP"])
+def test_a_copy_steps_only_for_kept_episodes_where_the_env_steps_copies_apart(env):
+    """Each kept episode's steps, and one autoreset for each kept episode a copy starts after its first:
+    env_steps = steps + episodes - copies, per chunk."""
+    config = Config(env=env, episodes=24, chunk_episodes=8, envs_per_chunk=5, hidden=[16], seed=3, backend="local")
+    with Learner(config) as learner:
+        for _ in range(2):
+            metrics = learner.step()
+            assert metrics["env_steps"] == metrics["steps"] + 3 * (8 - 5), metrics
+
+
+def test_a_vector_env_that_steps_every_copy_counts_every_copy_step():
+    """CartPole's numpy vector env steps all its copies at once: every lockstep costs each copy a step."""
+    config = Config(env="CartPole-v1", episodes=12, chunk_episodes=12, envs_per_chunk=5, seed=3, backend="local")
+    with Learner(config) as learner:
+        metrics = learner.step()
+    assert metrics["env_steps"] % 5 == 0 and metrics["env_steps"] > metrics["steps"] + 12 - 5, metrics
+
+
+def test_stepping_only_the_kept_copies_gives_the_chunk_that_stepping_all_gives(monkeypatch):
+    """The same chunk with every copy stepped at every lockstep (as before): the same episodes and sums."""
+    from pgdist import worker
+    from pgdist.estimators import Estimator
+    from pgdist.policy import make_policy
+    from pgdist.envs import env_spaces
+
+    config = Config(env="FrozenLake-v1", episodes=30, envs_per_chunk=6, hidden=[16], seed=5)
+    spaces = env_spaces(config.env)
+    policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
+
+    def run():
+        rollout = worker.RolloutWorker(config.env, policy, Estimator.of(config), 6)
+        theta = parameters_to_vector(policy).numpy()
+        return rollout.run(theta, 0, worker.Chunk(index=0, start=0, episodes=30, seed=5, draw=0))
+
+    apart = run()
+    monkeypatch.setattr(worker, "copies_to_step", lambda resetting, *_: np.ones(len(resetting), dtype=bool))
+    every = run()
+    assert apart.steps == every.steps and apart.env_steps < every.env_steps
+    np.testing.assert_array_equal(apart.gradient_sum, every.gradient_sum)
+    assert (apart.return_sum, apart.return_min, apart.return_max, apart.discounted_return_sum) == \
+        (every.return_sum, every.return_min, every.return_max, every.discounted_return_sum)

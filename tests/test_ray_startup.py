@@ -103,24 +103,6 @@ def test_a_local_instance_s_workers_are_as_nice_as_the_run(request):
     assert report == {"driver": os.nice(0) + 3, "worker": os.nice(0) + 3}, report
 
 
-TWO_STARTS = """
-from pgdist import Config, Learner
-for _ in range(2):
-    with Learner(Config(env="CartPole-v1", episodes=4, workers=2)) as learner:
-        learner.step()
-"""
-
-
-def test_a_second_local_start_in_one_process_is_as_quiet_as_the_first(request):
-    """Ray writes its spilling config into the system config it is given: passed again, Ray would warn
-    of an "unstable API" (pgdist hands each start a copy)."""
-    env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "PYTEST_CURRENT_TEST")}
-    result = subprocess.run([sys.executable, "-c", TWO_STARTS], capture_output=True, text=True, timeout=180,
-                            cwd=request.config.rootpath, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "unstable" not in result.stderr, result.stderr[-3000:]
-
-
 # Ray's own registration loop (ray._private.node.Node.__init__), made to miss its 30 s wait in the first
 # MISSES starts: the raylet's node info is not found, and node.py's clock jumps past the wait meanwhile.
 MISSED_REGISTRATION = """
@@ -129,7 +111,7 @@ import psutil
 import ray
 from ray._private import node, services
 
-MISSES = int(sys.argv[1])
+MISSES = 2
 state = {"starts": 0, "offset": 0.0, "half_started": []}
 start_ray_processes, get_node = node.Node.start_ray_processes, services.get_node
 
@@ -140,7 +122,7 @@ def counted_start(self, *args, **kwargs):
 
 
 def missed_get_node(*args, **kwargs):
-    if state["starts"] <= MISSES:
+    if state["starts"] <= MISSES:  # a global: read at each call
         state["half_started"] += [p.pid for p in psutil.Process().children(recursive=True)]
         state["offset"] += 31.0
         raise RuntimeError("the raylet has not registered (provoked by the test)")
@@ -156,47 +138,46 @@ class Clock:
 
 
 node.Node.start_ray_processes, services.get_node, node.time = counted_start, missed_get_node, Clock()
-if sys.argv[2] == "cli":
-    from pgdist.cli import main
-    code = main(["train", "--env", "CartPole-v1", "--episodes", "4", "--iterations", "1", "--out", sys.argv[3]])
-    left = [pid for pid in set(state["half_started"]) if psutil.pid_exists(pid)]
-    print(json.dumps({"code": code, "left": left}))
-    sys.exit(0)
+from pgdist.cli import main
 from pgdist.ray import start_ray
+
+# two misses: the command's one line; then, in the same process, a start that misses once and starts again
+code = main(["train", "--env", "CartPole-v1", "--episodes", "4", "--iterations", "1", "--out", sys.argv[1]])
+failed = {"code": code, "starts": state["starts"], "left": [p for p in set(state["half_started"]) if psutil.pid_exists(p)]}
+state.update(starts=0, half_started=[])
+MISSES = 1
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     started = start_ray(None)
 left = [pid for pid in set(state["half_started"]) if psutil.pid_exists(pid)]
 answer = ray.get(ray.remote(lambda: 42).remote())
-print(json.dumps({"started": started, "starts": state["starts"], "half_started": len(set(state["half_started"])),
-                  "left": left, "answer": answer, "warnings": [str(w.message) for w in caught]}))
+print(json.dumps({"failed": failed, "started": started, "starts": state["starts"],
+                  "half_started": len(set(state["half_started"])), "left": left, "answer": answer,
+                  "warnings": [str(w.message) for w in caught]}))
 ray.shutdown()
 """
 
 
-def test_a_local_start_whose_raylet_misses_ray_s_registration_wait_starts_once_more(request):
-    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-    result = subprocess.run([sys.executable, "-c", MISSED_REGISTRATION, "1", "python"], capture_output=True,
-                            text=True, timeout=180, cwd=request.config.rootpath, env=env)
+def test_a_local_start_whose_raylet_misses_ray_s_registration_wait_starts_once_more(request, tmp_path):
+    """Missed twice, the command is one line and leaves no Ray process; missed once, the start ends what it
+    half started and starts again, as quietly as the first (Ray wrote into the system config it was given:
+    handed the same dict again, it warned of an "unstable API")."""
+    env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "PYTEST_CURRENT_TEST")}
+    result = subprocess.run([sys.executable, "-c", MISSED_REGISTRATION, str(tmp_path / "run")], capture_output=True,
+                            text=True, timeout=240, cwd=request.config.rootpath, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.splitlines()[-1])
+    assert report["failed"] == {"code": 2, "starts": 2, "left": []}, report
+    errors = [line for line in result.stderr.splitlines() if line.startswith("pgdist: error:")]
+    assert errors == [
+        "pgdist: error: a local Ray instance did not start: its raylet missed Ray's 30 s registration wait 2 times; "
+        "the machine is too loaded to start Ray now (free some CPU, or start Ray yourself with 'ray start --head' "
+        "and pass --address)"], result.stderr
+    assert "Traceback" not in result.stderr and "unstable" not in result.stderr, result.stderr
     assert report["started"] == "local" and report["starts"] == 2 and report["answer"] == 42, report
     assert report["half_started"] > 0 and report["left"] == [], report  # the first start's processes, ended
     [notice] = [w for w in report["warnings"] if "registration" in w]
     assert "starting it once more" in notice
-
-
-def test_a_local_start_that_misses_the_wait_twice_is_one_line(request, tmp_path):
-    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
-    result = subprocess.run([sys.executable, "-c", MISSED_REGISTRATION, "2", "cli", str(tmp_path / "run")],
-                            capture_output=True, text=True, timeout=180, cwd=request.config.rootpath, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.splitlines()[-1])
-    assert report == {"code": 2, "left": []}, report
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "pgdist: error: a local Ray instance did not start: its raylet missed Ray's 30 s registration wait 2 times"
-    ), result.stderr
 
 
 def test_only_the_ray_package_imports_ray():

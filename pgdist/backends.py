@@ -41,7 +41,7 @@ class LocalBackend:
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
         self.worker = RolloutWorker(
             config.env, policy, Estimator.of(config), layout(config).envs_per_chunk, value,
-            max_episode_steps=config.max_episode_steps,
+            max_episode_steps=config.max_episode_steps, vector_env=config.vector_env,
         )
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:

@@ -21,6 +21,7 @@ from pgdist.export import ExportError
 from pgdist.policy import PolicyError
 from pgdist.runs import RunError
 from pgdist.training import Callback, ExtraMissing
+from pgdist.vector_envs import check_vector_env
 from pgdist.video import VideoError
 
 # errors a user can act on: one line, exit code 2 (a traceback only with --debug)
@@ -159,6 +160,7 @@ def train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     spaces = env_spaces(config.env)  # an env that does not exist or that pgdist cannot use: before the run folder is made
+    check_vector_env(config.env, config.vector_env)
     with Interrupts() as interrupts:
         run = Run.create(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"), config, args.checkpoint_every)
         return run_iterations(run, None, interrupts, args.debug, args.wandb, spaces)

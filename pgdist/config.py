@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+VECTOR_ENVS = ("gymnasium", "envpool")  # what steps a chunk's copies: pgdist.vector_envs
 RETURNS = ("total", "reward_to_go")  # the choices of each estimator field: pgdist.estimators
 BASELINES = ("none", "mean", "value")
 SCHEDULES = ("constant", "linear")  # of the learning rate: pgdist.optim.learning_rate_factor
@@ -103,6 +104,12 @@ class Config:
     backend: str = _field(
         "ray", "'ray': workers are Ray actors; 'local': one worker in this process, no Ray"
     )
+    vector_env: str = _field(
+        "gymnasium",
+        "what steps a chunk's copies: 'gymnasium' (the env's own vector env, or its copies one by one); "
+        "'envpool': EnvPool's C++ env of the same id on one thread per worker (the envpool extra; "
+        "its episodes are EnvPool's, not gymnasium's step for step)",
+    )
     chunk_timeout: float = _field(
         600.0,
         "seconds a Ray actor may take on one chunk before the chunk counts as hung (an environment "
@@ -141,6 +148,8 @@ class Config:
             _fail("stop_return", self.stop_return, "a finite number or null")
         if self.backend not in ("ray", "local"):
             _fail("backend", self.backend, "'ray' or 'local'")
+        if self.vector_env not in VECTOR_ENVS:
+            _fail("vector_env", self.vector_env, " or ".join(repr(name) for name in VECTOR_ENVS))
         timeout = self.chunk_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             _fail("chunk_timeout", self.chunk_timeout, "a number of seconds > 0")

@@ -31,6 +31,7 @@ from pgdist.metrics import METRICS
 from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
 from pgdist.optim import Adam, learning_rate_factor, set_learning_rates
 from pgdist.policy import check_policy, make_policy, make_value_function, parameters_to_vector, set_gradients
+from pgdist.vector_envs import check_vector_env
 from pgdist.worker import ChunkResult, make_chunks
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Learner:
         self.config = config
         self.estimator = Estimator.of(config)
         spaces = spaces or env_spaces(config.env)
+        check_vector_env(config.env, config.vector_env)
         if policy is None:
             policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
         check_policy(policy, spaces.observation, spaces.action_space, config.env)

@@ -11,7 +11,8 @@ Where the copies are separate envs (gymnasium's SyncVectorEnv, so MuJoCo, Box2D 
 gymnasium env; tutorial-protocol classes), ``step(actions, active)`` steps only the ``active``
 copies (``steps_copies_apart``): the others are neither stepped nor reset, and report their last
 state, reward 0 and not done. Vector envs that step all their copies at once (CartPole's numpy
-one, ale-py's) step every copy whatever ``active`` says.
+one, ale-py's) step every copy whatever ``active`` says. ``vector_env="envpool"`` steps a gymnasium
+id's copies with EnvPool's C++ env of that id instead (``EnvPoolVectorEnv``).
 """
 
 from __future__ import annotations
@@ -38,13 +39,28 @@ from pgdist.envs import (
 )
 
 
-def make_vector_env(name: str, num_envs: int, max_episode_steps: int | None = None):
+def make_vector_env(name: str, num_envs: int, max_episode_steps: int | None = None, vector_env: str = "gymnasium"):
     """``num_envs`` copies of ``name``'s env in lockstep, each episode within its cap (``envs.time_limit``)."""
     env_class = load_env_class(name)
     cap, capped = time_limit(name, max_episode_steps)
     if env_class is not None:
         return ProtocolVectorEnv(env_class, num_envs, cap)
+    if vector_env == "envpool":
+        return EnvPoolVectorEnv(name, num_envs, cap if capped else None)
     return GymnasiumVectorEnv(name, num_envs, cap if capped else None)
+
+
+def check_vector_env(name: str, vector_env: str) -> None:
+    """An EnvError, before any worker starts, where ``vector_env`` cannot step ``name``'s env."""
+    if vector_env != "envpool":
+        return
+    try:
+        import envpool
+    except ImportError:
+        raise EnvError('vector_env=envpool needs EnvPool, which is not installed: pip install "pgdist[envpool]"') from None
+    if load_env_class(name) is not None or name not in envpool.list_all_envs():
+        raise EnvError(f"EnvPool has no env {name!r} (vector_env=envpool): it steps gymnasium ids it implements "
+                       "itself, such as Hopper-v5 or HalfCheetah-v5; set vector_env: gymnasium")
 
 
 def where_in_episode(step: int) -> str:
@@ -159,6 +175,57 @@ class GymnasiumVectorEnv:
             raise
         except Exception as error:
             raise EnvError(f"{method.__name__} raised {described(error)}") from error
+
+
+class EnvPoolVectorEnv:
+    """EnvPool's C++ env of a gymnasium id, on one thread (a worker is one CPU), its copies stepped apart.
+
+    EnvPool seeds its copies when the pool is made (copy i with seed + i), so each reset, a chunk's
+    start, makes the pool anew with the chunk's seed: the chunk owns its randomness as with gymnasium.
+    Its autoreset is next-step, as gymnasium's; ``step(actions, active)`` sends only the active copies
+    (EnvPool's ``env_id``), and the others keep their last state. Its episodes are EnvPool's own
+    (a reimplementation of the task), not gymnasium's step for step.
+    """
+
+    steps_copies_apart = True
+    seeds = 2**31  # EnvPool's seed is a C int
+
+    def __init__(self, name: str, num_envs: int, max_episode_steps: int | None = None):
+        import envpool
+
+        self.make = lambda seed: envpool.make_gymnasium(
+            name, num_envs=num_envs, batch_size=num_envs, num_threads=1, seed=seed,
+            **({} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}),
+        )
+        self.env = self.make(0)
+        self.num_envs = num_envs
+        self.action_space = self.env.action_space  # EnvPool's spaces are a single copy's
+        self.rows = observation_rows(self.env.observation_space)
+        self.capped = max_episode_steps is not None
+        self.last = None  # each copy's last state, a batch
+        self.every = np.arange(num_envs, dtype=np.int32)
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.env.close()
+        self.env = GymnasiumVectorEnv._checked(self.make, seed % self.seeds)
+        states, _ = GymnasiumVectorEnv._checked(self.env.reset)
+        self.last = np.array(states)
+        return self.rows(self.last.copy())  # a chunk keeps each lockstep's states: never the array stepped into
+
+    def step(self, actions: np.ndarray, active: np.ndarray | None = None):
+        actions = env_actions(self.action_space, actions)
+        ids = self.every if active is None else self.every[active]
+        rewards = np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        if len(ids):
+            states, step_rewards, step_terminated, step_truncated, info = GymnasiumVectorEnv._checked(
+                self.env.step, actions[ids], ids)
+            stepped = info["env_id"]
+            self.last[stepped] = states
+            rewards[stepped], terminated[stepped], truncated[stepped] = step_rewards, step_terminated, step_truncated
+        cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
+        return self.rows(self.last.copy()), rewards, terminated | truncated, cut
 
 
 class ProtocolVectorEnv:

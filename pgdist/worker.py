@@ -132,6 +132,7 @@ class RolloutWorker:
         greedy: bool = False,
         max_episode_steps: int | None = None,
         keep_states: bool = True,
+        vector_env: str = "gymnasium",
     ):
         self.env = env
         self.max_episode_steps = max_episode_steps  # None: the env's own TimeLimit, else pgdist's default cap
@@ -141,6 +142,7 @@ class RolloutWorker:
         self.envs_per_chunk = envs_per_chunk
         self.greedy = greedy  # act with pi's most probable action (for evaluation), not a sample
         self.keep_states = keep_states  # False: an evaluation's rollout, which needs only the rewards
+        self.vector_env = vector_env  # what steps the copies (pgdist.vector_envs.make_vector_env)
         self.version = None
         self.dtype = next(self.policy.parameters()).dtype
         self._vector_envs = {}
@@ -295,7 +297,7 @@ class RolloutWorker:
 
     def _vector_env(self, width: int):
         if width not in self._vector_envs:
-            self._vector_envs[width] = make_vector_env(self.env, width, self.max_episode_steps)
+            self._vector_envs[width] = make_vector_env(self.env, width, self.max_episode_steps, self.vector_env)
         return self._vector_envs[width]
 
 

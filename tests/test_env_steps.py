@@ -4,6 +4,7 @@ dropped episodes stopped being stepped), on both backends; what an iteration cos
 import importlib.util
 
 import numpy as np
+import torch
 import pytest
 
 from pgdist import Config, Learner
@@ -85,3 +86,63 @@ def test_stepping_only_the_kept_copies_gives_the_chunk_that_stepping_all_gives(m
     np.testing.assert_array_equal(apart.gradient_sum, every.gradient_sum)
     assert (apart.return_sum, apart.return_min, apart.return_max, apart.discounted_return_sum) == \
         (every.return_sum, every.return_min, every.return_max, every.discounted_return_sum)
+
+
+HAS_ENVPOOL = importlib.util.find_spec("envpool") is not None and HAS_MUJOCO
+
+
+@pytest.mark.skipif(not HAS_ENVPOOL, reason="needs envpool (the envpool extra) and mujoco")
+def test_envpool_steps_a_chunk_s_kept_copies_and_one_seed_gives_one_theta(backend):
+    """EnvPool made anew at each chunk with the chunk's seed: the same θ on either backend and for any
+    cut of the work, no step of a dropped episode, and the chunk's episodes those of stepping every copy."""
+    config = Config(env="Hopper-v5", episodes=12, chunk_episodes=6, envs_per_chunk=4, hidden=[16], lr=0.01, seed=3,
+                    vector_env="envpool")
+    with Learner(config.replace(backend=backend, workers=2)) as learner:
+        metrics = [learner.step() for _ in range(2)]
+        theta = parameters_to_vector(learner.policy)
+    with Learner(config.replace(backend="local")) as reference:
+        for _ in range(2):
+            reference.step()
+        expected = parameters_to_vector(reference.policy)
+    assert all(m["env_steps"] == m["steps"] + 2 * (6 - 4) for m in metrics), metrics
+    assert torch.allclose(theta, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(not HAS_ENVPOOL, reason="needs envpool (the envpool extra) and mujoco")
+def test_envpool_stepping_only_the_kept_copies_gives_the_chunk_that_stepping_all_gives(monkeypatch):
+    from pgdist import worker
+    from pgdist.estimators import Estimator
+    from pgdist.policy import make_policy
+    from pgdist.envs import env_spaces
+
+    config = Config(env="Hopper-v5", episodes=10, envs_per_chunk=4, hidden=[16], seed=5)
+    spaces = env_spaces(config.env)
+    policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
+
+    def run():
+        rollout = worker.RolloutWorker(config.env, policy, Estimator.of(config), 4, vector_env="envpool")
+        chunk = worker.Chunk(index=0, start=0, episodes=10, seed=5, draw=0)
+        return rollout.run(parameters_to_vector(policy).numpy(), 0, chunk)
+
+    apart = run()
+    monkeypatch.setattr(worker, "copies_to_step", lambda resetting, *_: np.ones(len(resetting), dtype=bool))
+    every = run()
+    assert apart.steps == every.steps and apart.env_steps < every.env_steps
+    np.testing.assert_array_equal(apart.gradient_sum, every.gradient_sum)
+
+
+def test_vector_env_envpool_without_envpool_or_for_an_id_it_lacks_is_one_line(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from pgdist.cli import main
+
+    monkeypatch.setitem(sys.modules, "envpool", None)  # as if not installed
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    code = main(["train", "--env", "CartPole-v1", "--vector-env", "envpool", "--out", str(tmp_path / "run")])
+    assert code == 2 and not (tmp_path / "run").exists()
+    assert capsys.readouterr().err.strip() == (
+        'pgdist: error: vector_env=envpool needs EnvPool, which is not installed: pip install "pgdist[envpool]"')
+    if HAS_ENVPOOL:
+        monkeypatch.delitem(sys.modules, "envpool")
+        code = main(["train", "--env", "envs.line:LineWalk", "--vector-env", "envpool", "--out", str(tmp_path / "r")])
+        assert code == 2 and "EnvPool has no env 'envs.line:LineWalk'" in capsys.readouterr().err

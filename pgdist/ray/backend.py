@@ -86,7 +86,7 @@ class RayBackend:
             if self.own_lender:
                 self.lender = RayWorkers(actors, num_cpus=min(1.0, cpus / self.workers))
             arguments = ((config.env, policy, Estimator.of(config), cut.envs_per_chunk, value),
-                         {"max_episode_steps": config.max_episode_steps})
+                         {"max_episode_steps": config.max_episode_steps, "vector_env": config.vector_env})
             self.pool = Actors(self.lender.lend(actors), [ray.put(arguments)])
         except BaseException:
             self.close()

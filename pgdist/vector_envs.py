@@ -131,12 +131,16 @@ class GymnasiumVectorEnv:
         if self.steps_copies_apart:
             self.last = []  # each copy's last observation
             self.resetting = np.zeros(num_envs, dtype=bool)  # its next step is an autoreset
+            # a Box's observations batch as rows of one array, updated where copies stepped
+            self.batch = None if type(self.env.single_observation_space) is spaces.Box else False
 
     def reset(self, seed: int) -> np.ndarray:
         states, _ = self._checked(self.env.reset, seed=seed % self.seeds)
         if self.steps_copies_apart:
             self.last = list(iterate(self.env.observation_space, states))
             self.resetting[:] = False
+            if self.batch is not False:
+                self.batch = np.array(states)
         return self.rows(states)
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None):
@@ -151,16 +155,22 @@ class GymnasiumVectorEnv:
         rewards = np.zeros(self.num_envs)
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
-        for i, action in enumerate(iterate(self.env.action_space, actions)):
-            if not active[i]:
-                continue
+        copy_actions = list(iterate(self.env.action_space, actions))
+        stepped = np.flatnonzero(active)
+        for i in stepped:
             if self.resetting[i]:
                 self.last[i], _ = self._checked(self.copies[i].reset)
             else:
-                self.last[i], rewards[i], terminated[i], truncated[i], _ = self._checked(self.copies[i].step, action)
+                self.last[i], rewards[i], terminated[i], truncated[i], _ = self._checked(self.copies[i].step,
+                                                                                          copy_actions[i])
         self.resetting = np.where(active, terminated | truncated, self.resetting)
         space = self.env.single_observation_space
-        states = concatenate(space, self.last, create_empty_array(space, self.num_envs))  # new: a chunk keeps them
+        if self.batch is False:
+            states = concatenate(space, self.last, create_empty_array(space, self.num_envs))  # new: a chunk keeps them
+        else:
+            for i in stepped:
+                self.batch[i] = self.last[i]
+            states = self.batch.copy()  # a chunk keeps each lockstep's states
         return self._outcome(states, rewards, terminated, truncated)
 
     def _outcome(self, states, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray):

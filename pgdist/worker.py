@@ -307,6 +307,8 @@ def copies_to_step(resetting: np.ndarray, episode: np.ndarray, started: int, epi
     ``started`` plus its rank among the resetting copies (the order ``rollout`` numbers them in);
     a copy that would start a later one, or runs one, runs the chunk's dropped episodes from then on.
     """
+    if not resetting.any():
+        return episode < episodes
     starting = started + np.cumsum(resetting) - 1
     return np.where(resetting, starting < episodes, episode < episodes)
 

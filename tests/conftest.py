@@ -14,7 +14,8 @@ TEST_PROCESSES = 2  # each starts a Ray instance of its own; the suite keeps 2 C
 # The files that take longest, run first: a test process still in one of them at the end would
 # leave the other CPU idle (pytest-xdist hands out whole files, in collection order).
 LONGEST_FIRST = ("test_readme.py", "test_cluster.py", "test_faults.py", "test_cli.py", "test_ray_backend.py",
-                 "test_noise_scale.py", "test_examples.py", "test_backends.py")
+                 "test_ray_startup.py", "test_noise_scale.py", "test_examples.py", "test_backends.py",
+                 "test_env_steps.py", "test_disk_full.py")
 
 
 def pytest_xdist_auto_num_workers(config):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import warnings
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -54,22 +55,38 @@ def test_train_on_ray_with_an_env_from_the_working_directory(tmp_path, request):
     assert state["policy"]["net.0.weight"].shape == (16, 1)
 
 
-def test_flags_override_the_config_file_and_stop_return_stops(tmp_path, request):
-    root = request.config.rootpath
+@pytest.fixture
+def pgdist_here(request, capsys, monkeypatch):
+    """``pgdist ARGS`` as main() runs it, in this process, from the repository: (exit code, stdout, stderr)."""
+    monkeypatch.chdir(request.config.rootpath)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() sets its own
+    monkeypatch.setattr(sys, "path", list(sys.path))  # and puts the working directory first
+
+    def run(*args):
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_flags_override_the_config_file_and_stop_return_stops(tmp_path, pgdist_here):
     config_file = tmp_path / "line.yaml"
     config_file.write_text("env: envs.line:LineWalk\nepisodes: 8\niterations: 50\nbackend: local\nstop_return: 1000\n")
     out = tmp_path / "run"
-    result = train("--config", str(config_file), "--iterations", "2", "--episodes", "4", "--out", str(out), cwd=root)
-    assert result.returncode == 0, result.stderr
+    code, _, err = pgdist_here("train", "--config", str(config_file), "--iterations", "2", "--episodes", "4",
+                               "--out", str(out))
+    assert code == 0, err
     rows = list(csv.DictReader(open(out / "metrics.csv", newline="")))
     assert len(rows) == 2 and all(int(row["episodes"]) == 4 for row in rows)
     saved = (out / "config.yaml").read_text()
     assert "episodes: 4" in saved and "iterations: 2" in saved and "env: envs.line:LineWalk" in saved
     # a stop_return every iteration reaches stops after the first
-    result = train("--config", str(config_file), "--stop-return", "0", "--out", str(tmp_path / "stopped"), cwd=root)
-    assert result.returncode == 0, result.stderr
+    code, stdout, err = pgdist_here("train", "--config", str(config_file), "--stop-return", "0",
+                                    "--out", str(tmp_path / "stopped"))
+    assert code == 0, err
     assert len(list(csv.DictReader(open(tmp_path / "stopped" / "metrics.csv", newline="")))) == 1
-    assert "stop_return" in result.stdout
+    assert "stop_return" in stdout
 
 
 def test_a_bad_flag_value_names_the_flag(tmp_path):
@@ -79,20 +96,17 @@ def test_a_bad_flag_value_names_the_flag(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_eval_reports_the_mean_return_of_a_trained_run(tmp_path, request):
+def test_eval_reports_the_mean_return_of_a_trained_run(tmp_path, pgdist_here):
     out = tmp_path / "run"
-    result = train("--env", "envs.line:LineWalk", "--episodes", "64", "--lr", "0.05", "--iterations", "40",
-                   "--backend", "local", "--out", str(out), cwd=request.config.rootpath)
-    assert result.returncode == 0, result.stderr
+    code, _, err = pgdist_here("train", "--env", "envs.line:LineWalk", "--episodes", "64", "--lr", "0.05",
+                               "--iterations", "40", "--backend", "local", "--out", str(out))
+    assert code == 0, err
     outputs = {}
     for mode in ("sampled", "greedy"):
         flags = ["--greedy"] if mode == "greedy" else []
-        evaluation = subprocess.run(
-            [sys.executable, "-m", "pgdist.cli", "eval", str(out), "--episodes", "50", *flags],
-            capture_output=True, text=True, timeout=120, cwd=request.config.rootpath,
-        )
-        assert evaluation.returncode == 0, evaluation.stderr
-        words = evaluation.stdout.split()
+        code, stdout, err = pgdist_here("eval", str(out), "--episodes", "50", *flags)
+        assert code == 0, err
+        words = stdout.split()
         assert words[:2] == ["mean", "return"] and words[3] == "±" and words[5:8] == ["over", "50", "episodes"]
         outputs[mode] = float(words[2])
     # random actions score 10 on LineWalk; the trained policy does better, and its greedy actions best

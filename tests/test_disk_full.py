@@ -4,9 +4,12 @@ no half-written file left as the latest, and the run goes on once space is freed
 import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
+
+from pgdist.cli import main
 
 FULL = re.compile(r"pgdist: error: cannot write the run folder (\S+) while (recording iteration (\d+)|resuming the run): "
                   r"its disk is full \(No space left on device\); kept \1/checkpoint.pt \(iteration (\d+)\) whole; "
@@ -28,17 +31,20 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
-def pgdist(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "pgdist.cli", *args], capture_output=True, text=True, timeout=300,
-                          cwd=cwd)
+def test_a_full_disk_is_one_line_and_the_run_goes_on_once_space_is_freed(small_disk, capsys, monkeypatch):
+    """The commands as main() runs them, in this process (the command line's own process is tested elsewhere)."""
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() sets its own
+    monkeypatch.setattr(sys, "path", list(sys.path))  # and puts the working directory first
 
+    def pgdist(*args):
+        code = main(list(args))
+        return code, capsys.readouterr().err
 
-def test_a_full_disk_is_one_line_and_the_run_goes_on_once_space_is_freed(small_disk, request):
-    root, run = request.config.rootpath, small_disk / "run"
-    result = pgdist("train", "--env", "CartPole-v1", "--episodes", "2", "--iterations", "12", "--backend", "local",
-                    "--checkpoint-every", "1", "--out", str(run), cwd=root)
-    assert result.returncode == 2, result.stderr
-    [line] = result.stderr.strip().splitlines()
+    run = small_disk / "run"
+    code, err = pgdist("train", "--env", "CartPole-v1", "--episodes", "2", "--iterations", "12", "--backend", "local",
+                       "--checkpoint-every", "1", "--out", str(run))
+    assert code == 2, err
+    [line] = err.strip().splitlines()
     found = FULL.fullmatch(line)
     assert found, line
     failed_at, kept = int(found.group(3)), int(found.group(4))
@@ -46,15 +52,15 @@ def test_a_full_disk_is_one_line_and_the_run_goes_on_once_space_is_freed(small_d
     assert kept in (failed_at - 1, failed_at) and torch.load(run / "checkpoint.pt", weights_only=True)["version"] == kept
     assert not list(run.glob("*.tmp")), list(run.iterdir())
 
-    result = pgdist("resume", str(run), cwd=root)  # the disk still full
-    assert result.returncode == 2, result.stderr
-    [line] = result.stderr.strip().splitlines()
+    code, err = pgdist("resume", str(run))  # the disk still full
+    assert code == 2, err
+    [line] = err.strip().splitlines()
     assert FULL.fullmatch(line) and "while resuming the run" in line and f"(iteration {kept})" in line, line
 
     for path in run.glob("checkpoint-*.pt"):
         path.unlink()
-    result = pgdist("resume", str(run), "--checkpoint-every", "100", cwd=root)
-    assert result.returncode == 0, result.stderr
+    code, err = pgdist("resume", str(run), "--checkpoint-every", "100")
+    assert code == 0, err
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["version"] == 12 and state["finished"]
     assert (run / "curve.png").exists() and not list(run.glob("*.tmp"))

@@ -74,8 +74,9 @@ class Learner:
     (config, policy, value function): ``pgdist.backends.LocalBackend``,
     ``pgdist.ray.RayBackend`` or one of your own with the same verbs; by default the one
     ``config.backend`` names. ``spaces``: the env's spaces (``pgdist.envs.env_spaces``) where the
-    caller has them already, so that a MuJoCo or Atari env is not built once more. A context manager: entering starts the workers (and a local Ray
-    instance if it started one), leaving stops exactly what it started.
+    caller has them already, so that a MuJoCo or Atari env is not built once more. A context
+    manager: entering starts the workers (and a local Ray instance if it started one), leaving
+    stops exactly what it started.
     """
 
     def __init__(self, config: Config, policy: torch.nn.Module | None = None,
@@ -83,7 +84,8 @@ class Learner:
                  spaces: EnvSpaces | None = None):
         self.config = config
         self.estimator = Estimator.of(config)
-        spaces = spaces or env_spaces(config.env)
+        if spaces is None:
+            spaces = env_spaces(config.env)
         check_vector_env(config.env, config.vector_env)
         if policy is None:
             policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)

@@ -129,25 +129,24 @@ class GymnasiumVectorEnv:
         self.capped = max_episode_steps is not None
         self.steps_copies_apart = self.copies is not None
         if self.steps_copies_apart:
-            self.last = []  # each copy's last observation
             self.resetting = np.zeros(num_envs, dtype=bool)  # its next step is an autoreset
-            # a Box's observations batch as rows of one array, updated where copies stepped
-            self.batch = None if type(self.env.single_observation_space) is spaces.Box else False
+            # each copy's last observation: a Box's as the rows of one array, rewritten where copies stepped;
+            # any other space's in a list, batched at each step
+            self.boxed = type(self.env.single_observation_space) is spaces.Box
+            self.last = None
 
     def reset(self, seed: int) -> np.ndarray:
-        states, _ = self._checked(self.env.reset, seed=seed % self.seeds)
+        states, _ = vector_call(self.env.reset, seed=seed % self.seeds)
         if self.steps_copies_apart:
-            self.last = list(iterate(self.env.observation_space, states))
+            self.last = np.array(states) if self.boxed else list(iterate(self.env.observation_space, states))
             self.resetting[:] = False
-            if self.batch is not False:
-                self.batch = np.array(states)
         return self.rows(states)
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None):
         actions = env_actions(self.action_space, actions)
         if self.steps_copies_apart:
             return self._step_copies(actions, np.ones(self.num_envs, dtype=bool) if active is None else active)
-        states, rewards, terminated, truncated, _ = self._checked(self.env.step, actions)
+        states, rewards, terminated, truncated, _ = vector_call(self.env.step, actions)
         return self._outcome(states, rewards, terminated, truncated)
 
     def _step_copies(self, actions, active: np.ndarray):
@@ -156,35 +155,31 @@ class GymnasiumVectorEnv:
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
         copy_actions = list(iterate(self.env.action_space, actions))
-        stepped = np.flatnonzero(active)
-        for i in stepped:
+        for i in np.flatnonzero(active):
             if self.resetting[i]:
-                self.last[i], _ = self._checked(self.copies[i].reset)
+                self.last[i], _ = vector_call(self.copies[i].reset)
             else:
-                self.last[i], rewards[i], terminated[i], truncated[i], _ = self._checked(self.copies[i].step,
-                                                                                          copy_actions[i])
+                self.last[i], rewards[i], terminated[i], truncated[i], _ = vector_call(self.copies[i].step,
+                                                                                        copy_actions[i])
         self.resetting = np.where(active, terminated | truncated, self.resetting)
         space = self.env.single_observation_space
-        if self.batch is False:
-            states = concatenate(space, self.last, create_empty_array(space, self.num_envs))  # new: a chunk keeps them
-        else:
-            for i in stepped:
-                self.batch[i] = self.last[i]
-            states = self.batch.copy()  # a chunk keeps each lockstep's states
+        # new arrays: a chunk keeps each lockstep's states
+        states = self.last.copy() if self.boxed else concatenate(space, self.last, create_empty_array(space, self.num_envs))
         return self._outcome(states, rewards, terminated, truncated)
 
     def _outcome(self, states, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray):
         cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
         return self.rows(states), rewards, terminated | truncated, cut
 
-    @staticmethod
-    def _checked(method, *args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except EnvError:
-            raise
-        except Exception as error:
-            raise EnvError(f"{method.__name__} raised {described(error)}") from error
+
+def vector_call(method, *args, **kwargs):
+    """A vector env's (or its copy's) method, what it raises as an EnvError naming the method."""
+    try:
+        return method(*args, **kwargs)
+    except EnvError:
+        raise
+    except Exception as error:
+        raise EnvError(f"{method.__name__} raised {described(error)}") from error
 
 
 class EnvPoolVectorEnv:
@@ -217,8 +212,8 @@ class EnvPoolVectorEnv:
 
     def reset(self, seed: int) -> np.ndarray:
         self.env.close()
-        self.env = GymnasiumVectorEnv._checked(self.make, seed % self.seeds)
-        states, _ = GymnasiumVectorEnv._checked(self.env.reset)
+        self.env = vector_call(self.make, seed % self.seeds)
+        states, _ = vector_call(self.env.reset)
         self.last = np.array(states)
         return self.rows(self.last.copy())  # a chunk keeps each lockstep's states: never the array stepped into
 
@@ -229,7 +224,7 @@ class EnvPoolVectorEnv:
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
         if len(ids):
-            states, step_rewards, step_terminated, step_truncated, info = GymnasiumVectorEnv._checked(
+            states, step_rewards, step_terminated, step_truncated, info = vector_call(
                 self.env.step, actions[ids], ids)
             stepped = info["env_id"]
             self.last[stepped] = states

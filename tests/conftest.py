@@ -6,6 +6,8 @@ leave it running when they close (they stop only what they started). The tests t
 """
 
 import os
+import sys
+import warnings
 
 import pytest
 
@@ -63,6 +65,24 @@ def borrowed_actors(ray_workers, monkeypatch):
     from pgdist.ray import RayWorkers
 
     monkeypatch.setattr(RayWorkers, "default", ray_workers)
+
+
+@pytest.fixture
+def pgdist_here(request, capsys, monkeypatch):
+    """``pgdist ARGS`` as main() runs it, in this process, from the repository: (exit code, stdout, stderr).
+    The command line's own process (the `pgdist` script, its exit) is tested by the subprocess tests."""
+    from pgdist.cli import main
+
+    monkeypatch.chdir(request.config.rootpath)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() sets its own
+    monkeypatch.setattr(sys, "path", list(sys.path))  # and puts the working directory first
+
+    def run(*args):
+        code = main([str(arg) for arg in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
 
 
 @pytest.fixture(params=BACKENDS)

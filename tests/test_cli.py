@@ -5,14 +5,11 @@ import json
 import shutil
 import subprocess
 import sys
-import warnings
 
-import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pgdist import Policy
-from pgdist.cli import main
 from pgdist.metrics import TIMINGS
 
 
@@ -53,21 +50,6 @@ def test_train_on_ray_with_an_env_from_the_working_directory(tmp_path, request):
     assert len(rows) == 2 and all(int(row["steps"]) == 16 * 20 for row in rows)
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["policy"]["net.0.weight"].shape == (16, 1)
-
-
-@pytest.fixture
-def pgdist_here(request, capsys, monkeypatch):
-    """``pgdist ARGS`` as main() runs it, in this process, from the repository: (exit code, stdout, stderr)."""
-    monkeypatch.chdir(request.config.rootpath)
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() sets its own
-    monkeypatch.setattr(sys, "path", list(sys.path))  # and puts the working directory first
-
-    def run(*args):
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def test_flags_override_the_config_file_and_stop_return_stops(tmp_path, pgdist_here):
@@ -160,21 +142,10 @@ def test_resume_gives_the_uninterrupted_result(tmp_path, request):
             torch.testing.assert_close(final["optimizer"]["state"][index][moment], state[moment], rtol=0, atol=0)
 
 
-def in_process(*args, capsys):
-    """``pgdist ARGS`` as main() runs it, in this process: (exit code, stderr). The command line's
-    own process (the `pgdist` script, its exit) is tested by the subprocess tests around this one."""
-    code = main(list(args))
-    return code, capsys.readouterr().err
-
-
-def test_errors_a_user_can_act_on(tmp_path, request, capsys, monkeypatch):
-    root = request.config.rootpath
-    monkeypatch.chdir(root)
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() sets its own
-    monkeypatch.setattr(sys, "path", list(sys.path))  # and puts the working directory first
+def test_errors_a_user_can_act_on(tmp_path, pgdist_here):
     out = tmp_path / "run"
-    assert in_process("train", "--env", "envs.line:LineWalk", "--episodes", "4", "--iterations", "1",
-                      "--backend", "local", "--out", str(out), capsys=capsys)[0] == 0
+    assert pgdist_here("train", "--env", "envs.line:LineWalk", "--episodes", "4", "--iterations", "1",
+                       "--backend", "local", "--out", str(out))[0] == 0
     before = {path.name: path.read_bytes() for path in out.iterdir()}
     cases = [
         (["resume", str(out)], "finished at iteration 1"),
@@ -192,7 +163,7 @@ def test_errors_a_user_can_act_on(tmp_path, request, capsys, monkeypatch):
     torch.save({**state, "finished": False, "optimizer": adam}, older / "checkpoint.pt")
     cases.append((["resume", str(older)], "no optimizer state this pgdist can continue"))
     for args, words in cases:
-        code, stderr = in_process(*args, capsys=capsys)
+        code, _, stderr = pgdist_here(*args)
         assert code == 2, (args, stderr)
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], (args, stderr)
@@ -213,14 +184,11 @@ def test_info_lists_versions_and_the_environments_here(request):
     assert "envs.line:LineWalk" in result.stdout and "envs.mdp:ChainMDP" in result.stdout
 
 
-def test_each_command_builds_the_env_s_spaces_once(tmp_path, request, capsys, monkeypatch):
+def test_each_command_builds_the_env_s_spaces_once(tmp_path, pgdist_here, monkeypatch):
     """A MuJoCo or Atari env is slow to make: train checks the env before the run folder and hands its
     spaces to the Learner; export reads them with the run."""
     from pgdist import cli, envs, learner
 
-    monkeypatch.chdir(request.config.rootpath)
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
-    monkeypatch.setattr(sys, "path", list(sys.path))
     built = []
 
     def counted(name):
@@ -231,10 +199,10 @@ def test_each_command_builds_the_env_s_spaces_once(tmp_path, request, capsys, mo
     for module in (envs, cli, learner):
         monkeypatch.setattr(module, "env_spaces", counted)
     out = tmp_path / "run"
-    code, err = in_process("train", "--env", "CartPole-v1", "--episodes", "4", "--iterations", "1", "--backend",
-                           "local", "--out", str(out), capsys=capsys)
+    code, _, err = pgdist_here("train", "--env", "CartPole-v1", "--episodes", "4", "--iterations", "1", "--backend",
+                               "local", "--out", out)
     assert code == 0, err
     assert built == ["CartPole-v1"]
-    code, err = in_process("export", str(out), "--format", "torchscript", capsys=capsys)
+    code, _, err = pgdist_here("export", out, "--format", "torchscript")
     assert code == 0, err
     assert built == ["CartPole-v1"] * 2

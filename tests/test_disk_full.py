@@ -3,13 +3,9 @@ no half-written file left as the latest, and the run goes on once space is freed
 
 import re
 import subprocess
-import sys
-import warnings
 
 import pytest
 import torch
-
-from pgdist.cli import main
 
 FULL = re.compile(r"pgdist: error: cannot write the run folder (\S+) while (recording iteration (\d+)|resuming the run): "
                   r"its disk is full \(No space left on device\); kept \1/checkpoint.pt \(iteration (\d+)\) whole; "
@@ -31,14 +27,10 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
-def test_a_full_disk_is_one_line_and_the_run_goes_on_once_space_is_freed(small_disk, capsys, monkeypatch):
-    """The commands as main() runs them, in this process (the command line's own process is tested elsewhere)."""
-    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() sets its own
-    monkeypatch.setattr(sys, "path", list(sys.path))  # and puts the working directory first
-
+def test_a_full_disk_is_one_line_and_the_run_goes_on_once_space_is_freed(small_disk, pgdist_here):
     def pgdist(*args):
-        code = main(list(args))
-        return code, capsys.readouterr().err
+        code, _, err = pgdist_here(*args)
+        return code, err
 
     run = small_disk / "run"
     code, err = pgdist("train", "--env", "CartPole-v1", "--episodes", "2", "--iterations", "12", "--backend", "local",

@@ -63,31 +63,6 @@ def test_a_vector_env_that_steps_every_copy_counts_every_copy_step():
     assert metrics["env_steps"] % 5 == 0 and metrics["env_steps"] > metrics["steps"] + 12 - 5, metrics
 
 
-def test_stepping_only_the_kept_copies_gives_the_chunk_that_stepping_all_gives(monkeypatch):
-    """The same chunk with every copy stepped at every lockstep (as before): the same episodes and sums."""
-    from pgdist import worker
-    from pgdist.estimators import Estimator
-    from pgdist.policy import make_policy
-    from pgdist.envs import env_spaces
-
-    config = Config(env="FrozenLake-v1", episodes=30, envs_per_chunk=6, hidden=[16], seed=5)
-    spaces = env_spaces(config.env)
-    policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
-
-    def run():
-        rollout = worker.RolloutWorker(config.env, policy, Estimator.of(config), 6)
-        theta = parameters_to_vector(policy).numpy()
-        return rollout.run(theta, 0, worker.Chunk(index=0, start=0, episodes=30, seed=5, draw=0))
-
-    apart = run()
-    monkeypatch.setattr(worker, "copies_to_step", lambda resetting, *_: np.ones(len(resetting), dtype=bool))
-    every = run()
-    assert apart.steps == every.steps and apart.env_steps < every.env_steps
-    np.testing.assert_array_equal(apart.gradient_sum, every.gradient_sum)
-    assert (apart.return_sum, apart.return_min, apart.return_max, apart.discounted_return_sum) == \
-        (every.return_sum, every.return_min, every.return_max, every.discounted_return_sum)
-
-
 HAS_ENVPOOL = importlib.util.find_spec("envpool") is not None and HAS_MUJOCO
 
 
@@ -108,20 +83,25 @@ def test_envpool_steps_a_chunk_s_kept_copies_and_one_seed_gives_one_theta(backen
     assert torch.allclose(theta, expected, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.skipif(not HAS_ENVPOOL, reason="needs envpool (the envpool extra) and mujoco")
-def test_envpool_stepping_only_the_kept_copies_gives_the_chunk_that_stepping_all_gives(monkeypatch):
+@pytest.mark.parametrize("env, vector_env, episodes, copies", [("FrozenLake-v1", "gymnasium", 30, 6),
+                                                                 ("Hopper-v5", "envpool", 10, 4)])
+def test_stepping_only_the_kept_copies_gives_the_chunk_that_stepping_all_gives(env, vector_env, episodes, copies,
+                                                                              monkeypatch):
+    """The same chunk with every copy stepped at every lockstep (as before): the same episodes and sums."""
+    if vector_env == "envpool" and not HAS_ENVPOOL:
+        pytest.skip("needs envpool (the envpool extra) and mujoco")
     from pgdist import worker
     from pgdist.estimators import Estimator
     from pgdist.policy import make_policy
     from pgdist.envs import env_spaces
 
-    config = Config(env="Hopper-v5", episodes=10, envs_per_chunk=4, hidden=[16], seed=5)
+    config = Config(env=env, episodes=episodes, envs_per_chunk=copies, hidden=[16], seed=5)
     spaces = env_spaces(config.env)
     policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
 
     def run():
-        rollout = worker.RolloutWorker(config.env, policy, Estimator.of(config), 4, vector_env="envpool")
-        chunk = worker.Chunk(index=0, start=0, episodes=10, seed=5, draw=0)
+        rollout = worker.RolloutWorker(config.env, policy, Estimator.of(config), copies, vector_env=vector_env)
+        chunk = worker.Chunk(index=0, start=0, episodes=episodes, seed=5, draw=0)
         return rollout.run(parameters_to_vector(policy).numpy(), 0, chunk)
 
     apart = run()
@@ -129,20 +109,20 @@ def test_envpool_stepping_only_the_kept_copies_gives_the_chunk_that_stepping_all
     every = run()
     assert apart.steps == every.steps and apart.env_steps < every.env_steps
     np.testing.assert_array_equal(apart.gradient_sum, every.gradient_sum)
+    assert (apart.return_sum, apart.return_min, apart.return_max, apart.discounted_return_sum) == \
+        (every.return_sum, every.return_min, every.return_max, every.discounted_return_sum)
 
 
-def test_vector_env_envpool_without_envpool_or_for_an_id_it_lacks_is_one_line(monkeypatch, tmp_path, capsys):
+def test_vector_env_envpool_without_envpool_or_for_an_id_it_lacks_is_one_line(monkeypatch, tmp_path, pgdist_here):
     import sys
 
-    from pgdist.cli import main
-
     monkeypatch.setitem(sys.modules, "envpool", None)  # as if not installed
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    code = main(["train", "--env", "CartPole-v1", "--vector-env", "envpool", "--out", str(tmp_path / "run")])
+    code, _, err = pgdist_here("train", "--env", "CartPole-v1", "--vector-env", "envpool", "--out", tmp_path / "run")
     assert code == 2 and not (tmp_path / "run").exists()
-    assert capsys.readouterr().err.strip() == (
+    assert err.strip() == (
         'pgdist: error: vector_env=envpool needs EnvPool, which is not installed: pip install "pgdist[envpool]"')
     if HAS_ENVPOOL:
         monkeypatch.delitem(sys.modules, "envpool")
-        code = main(["train", "--env", "envs.line:LineWalk", "--vector-env", "envpool", "--out", str(tmp_path / "r")])
-        assert code == 2 and "EnvPool has no env 'envs.line:LineWalk'" in capsys.readouterr().err
+        code, _, err = pgdist_here("train", "--env", "envs.line:LineWalk", "--vector-env", "envpool",
+                                   "--out", tmp_path / "r")
+        assert code == 2 and "EnvPool has no env 'envs.line:LineWalk'" in err

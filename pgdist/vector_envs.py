@@ -198,20 +198,21 @@ class EnvPoolVectorEnv:
     def __init__(self, name: str, num_envs: int, max_episode_steps: int | None = None):
         import envpool
 
-        self.make = lambda seed: envpool.make_gymnasium(
-            name, num_envs=num_envs, batch_size=num_envs, num_threads=1, seed=seed,
-            **({} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}),
-        )
-        self.env = self.make(0)
+        options = dict(num_envs=num_envs, batch_size=num_envs, num_threads=1,
+                       **({} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}))
+        self.make = lambda seed: envpool.make_gymnasium(name, seed=seed, **options)
+        self.env = None  # the pool, made at each reset
+        spec = envpool.make_spec(name, **options)  # the spaces, of a single copy, without making a pool
         self.num_envs = num_envs
-        self.action_space = self.env.action_space  # EnvPool's spaces are a single copy's
-        self.rows = observation_rows(self.env.observation_space)
+        self.action_space = spec.gymnasium_action_space
+        self.rows = observation_rows(spec.gymnasium_observation_space)
         self.capped = max_episode_steps is not None
         self.last = None  # each copy's last state, a batch
         self.every = np.arange(num_envs, dtype=np.int32)
 
     def reset(self, seed: int) -> np.ndarray:
-        self.env.close()
+        if self.env is not None:
+            self.env.close()
         self.env = vector_call(self.make, seed % self.seeds)
         states, _ = vector_call(self.env.reset)
         self.last = np.array(states)

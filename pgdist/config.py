@@ -15,8 +15,9 @@ from pathlib import Path
 import yaml
 
 VECTOR_ENVS = ("gymnasium", "envpool")  # what steps a chunk's copies: pgdist.vector_envs
-RETURNS = ("total", "reward_to_go")  # the choices of each estimator field: pgdist.estimators
+RETURNS = ("total", "reward_to_go", "gae")  # the choices of each estimator field: pgdist.estimators
 BASELINES = ("none", "mean", "value")
+INITS = ("default", "orthogonal")  # of the networks' weights: pgdist.policy.make_policy
 SCHEDULES = ("constant", "linear")  # of the learning rate: pgdist.optim.learning_rate_factor
 DEFAULT_MAX_EPISODE_STEPS = 10_000  # the cap of an env without a time limit of its own: pgdist.envs
 
@@ -61,11 +62,23 @@ class Config:
     )
     gamma: float = _field(0.95, "discount factor of the total return R(tau) (Eq. 6), in (0, 1]")
     hidden: tuple[int, ...] = _field((8, 8), "sizes of the policy's hidden tanh layers")
+    init: str = _field(
+        "default",
+        "the networks' initial weights: 'default' (torch's), or 'orthogonal' (gain sqrt 2, the policy's last "
+        "layer 0.01 and V's 1, zero biases: PPO's in OpenAI Baselines, SB3 and CleanRL)",
+    )
+    log_std_init: float = _field(0.0, "initial log std of the Gaussian policy's actions (Box action spaces)")
     iterations: int = _field(1000, "gradient steps to take")
     returns: str = _field(
         "total",
         "weight of each step's grad ln pi: 'total', the episode's return R(tau) (Eq. 23), or "
-        "'reward_to_go', the discounted rewards from that step on",
+        "'reward_to_go', the discounted rewards from that step on, or 'gae', the generalised advantage "
+        "estimate of gae_lambda (with baseline='value')",
+    )
+    gae_lambda: float = _field(
+        0.95,
+        "lambda of returns='gae' (Schulman et al. 2016) in [0, 1]: 1 gives the reward-to-go minus V(s_t), "
+        "0 the one-step r_t + gamma V(s_t+1) - V(s_t)",
     )
     baseline: str = _field(
         "none",
@@ -76,6 +89,12 @@ class Config:
         False, "centre the (baselined) returns on their batch mean and divide by their batch std"
     )
     entropy: float = _field(0.0, "entropy bonus: beta in + beta (1/N) sum_t grad H(pi(.|s_t))")
+    normalize_observations: bool = _field(
+        False,
+        "the policy and V see (s - mu) / sigma, clipped to +-observation_clip, with mu and sigma from every "
+        "step of the earlier iterations (the chunks' sums, merged by the learner); vector observations only",
+    )
+    observation_clip: float = _field(10.0, "the bound of normalised observations (normalize_observations)")
     stop_return: float | None = _field(
         None, "stop once an iteration's mean episode return reaches this (e.g. 475 for CartPole-v1), keeping that iteration's policy"
     )
@@ -136,12 +155,23 @@ class Config:
             _fail("lr_schedule", self.lr_schedule, " or ".join(map(repr, SCHEDULES)))
         if any(not isinstance(size, int) or size < 1 for size in self.hidden):
             _fail("hidden", self.hidden, "layer sizes that are whole numbers >= 1")
+        if self.init not in INITS:
+            _fail("init", self.init, " or ".join(map(repr, INITS)))
+        if not (_number(self.log_std_init) and math.isfinite(self.log_std_init)):
+            _fail("log_std_init", self.log_std_init, "a finite number")
         if self.returns not in RETURNS:
             _fail("returns", self.returns, " or ".join(map(repr, RETURNS)))
         if self.baseline not in BASELINES:
             _fail("baseline", self.baseline, " or ".join(map(repr, BASELINES)))
-        if not isinstance(self.standardize, bool):
-            _fail("standardize", self.standardize, "true or false")
+        if self.returns == "gae" and self.baseline != "value":
+            raise ConfigError(f"returns='gae' needs baseline='value' (its V(s)), not baseline={self.baseline!r}")
+        if not (_number(self.gae_lambda) and 0.0 <= self.gae_lambda <= 1.0):
+            _fail("gae_lambda", self.gae_lambda, "a number in [0, 1]")
+        for name in ("standardize", "normalize_observations"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(name, getattr(self, name), "true or false")
+        if not (_number(self.observation_clip) and 0.0 < self.observation_clip <= math.inf):
+            _fail("observation_clip", self.observation_clip, "a number > 0")
         if not 0.0 <= self.entropy < math.inf:
             _fail("entropy", self.entropy, "a coefficient >= 0")
         if self.stop_return is not None and not math.isfinite(self.stop_return):

@@ -7,7 +7,8 @@ Every estimator has the form  g = (1/N) sum_t grad ln pi(a_t|s_t) * A_t  over al
 the N episodes, with a per-step weight A_t:
 
 - ``returns="total"``: A_t = R(tau_i), the episode's discounted return (Eq. 6, Eq. 19, 23);
-  ``"reward_to_go"``: A_t = G_t = sum_{t' >= t} gamma^(t'-t) r_t'.
+  ``"reward_to_go"``: A_t = G_t = sum_{t' >= t} gamma^(t'-t) r_t';
+  ``"gae"``: A_t = GAE(lambda) from a learned V (``generalized_advantages``).
 - ``baseline="value"``: minus a learned V(s_t) (REINFORCE with baseline);
   ``"mean"``: minus the batch mean of A over all steps.
 - ``standardize``: (A_t - mean) / std over all steps of the batch.
@@ -56,6 +57,60 @@ def rewards_to_go(
     return to_go[episode, timestep]
 
 
+def generalized_advantages(
+    rewards: torch.Tensor, values: torch.Tensor, last_values: torch.Tensor, timestep: torch.Tensor,
+    episode: torch.Tensor, n_episodes: int, gamma: float, lam: float,
+) -> torch.Tensor:
+    """GAE(lambda) (Schulman et al. 2016) for every step: A_t = sum_k (gamma lambda)^k delta_{t+k}, with
+
+        delta_t = r_t + gamma V(s_{t+1}) - V(s_t),
+
+    where V(s_{t+1}) after an episode's last step is ``last_values`` of that episode: V of its final
+    state where a time limit cut it, 0 after a termination. Backwards in time, A_t = delta_t +
+    gamma lambda A_{t+1}. lambda = 1 gives G_t - V(s_t) (plus gamma^(T-t) V(s_T) for a cut episode).
+    """
+    length = int(timestep.max()) + 1
+    lengths = torch.bincount(episode, minlength=n_episodes)
+    padded_rewards = torch.zeros(n_episodes, length, dtype=values.dtype)
+    padded_values = torch.zeros(n_episodes, length + 1, dtype=values.dtype)
+    in_episode = torch.zeros(n_episodes, length, dtype=torch.bool)
+    padded_rewards[episode, timestep] = rewards.to(values.dtype)
+    padded_values[episode, timestep] = values
+    padded_values[torch.arange(n_episodes), lengths] = last_values
+    in_episode[episode, timestep] = True
+    deltas = (padded_rewards + gamma * padded_values[:, 1:] - padded_values[:, :-1]) * in_episode
+    advantages = torch.zeros_like(deltas)
+    running = torch.zeros(n_episodes, dtype=values.dtype)
+    for t in reversed(range(length)):
+        running = deltas[:, t] + gamma * lam * running
+        advantages[:, t] = running
+    return advantages[episode, timestep]
+
+
+def value_sums(targets: torch.Tensor, residuals: torch.Tensor) -> dict[str, float]:
+    """A chunk's sums of V's targets y_t and residuals y_t - V(s_t), and of their squares."""
+    return {
+        "value_target_sum": float(targets.sum()),
+        "value_target_square_sum": float((targets**2).sum()),
+        "value_residual_sum": float(residuals.sum()),
+        "value_residual_square_sum": float((residuals**2).sum()),
+    }
+
+
+def explained_variance(sums) -> float | None:
+    """1 - Var(y - V) / Var(y) over a batch's steps (as SB3 logs it): 1 for a V that predicts its targets,
+    0 for one no better than their mean; None where the targets do not vary."""
+    steps = sums.steps
+
+    def variance(total, square_total):
+        return square_total / steps - (total / steps) ** 2
+
+    targets = variance(sums.value_target_sum, sums.value_target_square_sum)
+    if targets <= 0.0:
+        return None
+    return 1.0 - variance(sums.value_residual_sum, sums.value_residual_square_sum) / targets
+
+
 def policy_gradient_sum(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """sum_t A_t ln pi(a_t|s_t), weights detached; for A_t = R(tau_i), the sum of Eq. 23:
     sum_i R(tau_i) sum_t ln pi(a_t|s_t).
@@ -80,11 +135,12 @@ class Estimator:
     baseline: str = "none"
     standardize: bool = False
     entropy: float = 0.0
+    gae_lambda: float = 0.95
 
     @classmethod
     def of(cls, config) -> Estimator:
-        """The estimator a ``pgdist.Config`` chooses (its gamma, returns, baseline, standardize, entropy)."""
-        return cls(config.gamma, config.returns, config.baseline, config.standardize, config.entropy)
+        """The estimator a ``pgdist.Config`` chooses (its gamma, returns, baseline, standardize, entropy, gae_lambda)."""
+        return cls(config.gamma, config.returns, config.baseline, config.standardize, config.entropy, config.gae_lambda)
 
     @property
     def centred(self) -> bool:

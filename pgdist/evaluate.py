@@ -9,7 +9,7 @@ from pgdist.estimators import Estimator
 from pgdist.backends import one_torch_thread
 from pgdist.config import Config
 from pgdist.layout import MAX_ENVS
-from pgdist.policy import parameters_to_vector
+from pgdist.policy import state_to_vector
 from pgdist.worker import Chunk, RolloutWorker
 
 
@@ -23,7 +23,7 @@ def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: boo
     width = min(config.envs_per_chunk or MAX_ENVS, episodes)
     worker = RolloutWorker(config.env, policy, Estimator.of(config), width, greedy=greedy,
                            max_episode_steps=config.max_episode_steps, keep_states=False)
-    worker.load(parameters_to_vector(policy).numpy(), version=0)
+    worker.load(state_to_vector(policy).numpy(), version=0)
     with one_torch_thread():
         trajectories = worker.rollout(Chunk(index=0, start=0, episodes=episodes, seed=seed, draw=0))
     return trajectories.undiscounted_returns().numpy()

@@ -23,14 +23,16 @@ from dataclasses import dataclass
 import torch
 
 from pgdist.backends import LocalBackend
-from pgdist.config import Config
+from pgdist.config import Config, ConfigError
+from pgdist.convolution import is_image
 from pgdist.envs import EnvError, EnvSpaces, env_spaces, time_limit
-from pgdist.estimators import POLICY_SUMS, Estimator, loss
+from pgdist.estimators import POLICY_SUMS, Estimator, explained_variance, loss
 from pgdist.layout import MIN_CHUNK, layout
 from pgdist.metrics import METRICS
 from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
+from pgdist.normalization import ObservationStatistics, normalized, normalizers
 from pgdist.optim import Adam, learning_rate_factor, set_learning_rates
-from pgdist.policy import check_policy, make_policy, make_value_function, parameters_to_vector, set_gradients
+from pgdist.policy import check_policy, make_policy, make_value_function, set_gradients, state_to_vector
 from pgdist.vector_envs import check_vector_env
 from pgdist.worker import ChunkResult, make_chunks
 
@@ -87,14 +89,19 @@ class Learner:
         if spaces is None:
             spaces = env_spaces(config.env)
         check_vector_env(config.env, config.vector_env)
+        check_normalizable(config, spaces)
         if policy is None:
-            policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
+            policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed,
+                                 config.log_std_init, config.init)
+        policy = normalized(policy, config, spaces.observation_size)
         check_policy(policy, spaces.observation, spaces.action_space, config.env)
         self.policy = policy
         self.value = None  # the learned baseline V(s), with baseline="value"
         if config.baseline == "value":
-            self.value = make_value_function(spaces.observation_shape, config.hidden, config.seed)
-            self.value.to(next(policy.parameters()).dtype)
+            value = make_value_function(spaces.observation_shape, config.hidden, config.seed, config.init)
+            self.value = normalized(value.to(next(policy.parameters()).dtype), config, spaces.observation_size)
+        # normalize_observations: the observations of the iterations so far, whose mu and sigma the normalisers hold
+        self.observations = ObservationStatistics(spaces.observation_size) if config.normalize_observations else None
         self.optimizer = (optimizer or (lambda groups: Adam(groups, lr=config.lr)))(self.parameter_groups())
         self.version = 0  # theta's version: the number of optimizer steps taken
         self.draws = 0  # sampling calls made; with the seed, it names every chunk's randomness
@@ -147,7 +154,7 @@ class Learner:
         noise scale; no chunk's vectors are kept.
         """
         start = time.perf_counter()
-        theta = parameters_to_vector(self.policy, self.value).numpy()
+        theta = state_to_vector(self.policy, self.value).numpy()  # and the normalisers' statistics
         chunks = make_chunks(self.episodes, self.layout.chunk_episodes, self.config.seed, self.draws)
         self.draws += 1
         squares = ChunkSquares(len(POLICY_SUMS))
@@ -172,7 +179,8 @@ class Learner:
 
         L is linear in the gradient sum, so its gradient is ``loss(gradient_sum, N)``; estimators
         other than Eq. 23's combine more sums into the gradient sum first. The value function,
-        if any, steps on the mean squared error of its predictions over the batch's steps.
+        if any, steps on the mean squared error of its predictions over the batch's steps. The
+        batch's observations then join the normalisers' statistics, for the next iterations.
         """
         start = time.perf_counter()
         gradient = self.loss_gradient(batch)
@@ -184,7 +192,17 @@ class Learner:
         set_learning_rates(self.optimizer, learning_rate_factor(self.config.lr_schedule, self.version, self.config.iterations))
         self.optimizer.step()
         self.version += 1
+        self.update_normalizers(batch.sums)
         return self.metrics(batch, gradient, update_seconds=time.perf_counter() - start)
+
+    def update_normalizers(self, sums: ChunkResult) -> None:
+        """Add a batch's observation sums to the statistics; their mu and sigma into every normaliser."""
+        if self.observations is None:
+            return
+        self.observations.add(sums.steps, sums.observation_sum, sums.observation_square_sum)
+        mean, std = self.observations.mean_and_std()
+        for normalizer in normalizers(self.policy, self.value):
+            normalizer.set(mean, std)
 
     def estimate_gradient(self, batch: Batch | None = None) -> torch.Tensor:
         """Eq. 19's g-hat, flat, from ``batch`` (default: N fresh episodes at the current theta); no step."""
@@ -225,6 +243,7 @@ class Learner:
             "trace_sigma": None if batch.noise is None else batch.noise.trace_sigma,
             "grad_sq": None if batch.noise is None else batch.noise.grad_sq,
             "noise_scale": self.noise_scale.value,
+            "explained_variance": None if self.value is None else explained_variance(sums),
         }
         undeclared = values.keys() - METRICS.keys()
         if undeclared:
@@ -285,6 +304,7 @@ class Learner:
             "draws": self.draws,
             "noise_scale": self.noise_scale.state_dict(),
             "episodes": self.episodes,
+            "observations": None if self.observations is None else self.observations.state_dict(),
             "config": self.config.to_dict(),
         }
 
@@ -298,6 +318,16 @@ class Learner:
         if "noise_scale" in state:  # a checkpoint from before the noise scale starts its averages afresh
             self.noise_scale.load_state_dict(state["noise_scale"])
         self.episodes = state.get("episodes", self.config.episodes)
+        if self.observations is not None:
+            self.observations.load_state_dict(state["observations"])
+
+
+def check_normalizable(config: Config, spaces: EnvSpaces) -> None:
+    if config.normalize_observations and is_image(spaces.observation_shape):
+        raise ConfigError(
+            f"normalize_observations=true takes vector observations; {config.env}'s are images of shape "
+            f"{spaces.observation_shape}, which the image policy scales itself"
+        )
 
 
 def make_backend(config: Config, policy: torch.nn.Module, value: torch.nn.Module | None = None):

@@ -35,6 +35,8 @@ METRICS = {
     "trace_sigma": "tr(Sigma)^, this batch's unbiased estimate of the per-episode gradient variance (noise.py)",
     "grad_sq": "|G|^2^, this batch's unbiased estimate of the squared true gradient",
     "noise_scale": "B_simple = tr(Sigma) / |G|^2 in episodes, from their moving averages; empty until defined",
+    "explained_variance": "1 - Var(y - V) / Var(y) of the value baseline over the batch's steps (y: V's targets); "
+                          "empty without one",
 }
 
 # how the run went rather than what it computed: these vary from run to run, the rest is

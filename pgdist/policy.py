@@ -21,6 +21,7 @@ from torch.nn import functional
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from pgdist.convolution import ImagePolicy, ImageValueFunction, is_image
+from pgdist.normalization import Normalized
 
 
 def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -162,36 +163,55 @@ class ValueFunction(nn.Module):
         return self.net(state)
 
 
-def make_policy(observation_shape: int | tuple[int, ...], action_space: spaces.Space, hidden, seed: int) -> nn.Module:
+def make_policy(observation_shape: int | tuple[int, ...], action_space: spaces.Space, hidden, seed: int,
+                log_std: float = 0.0, init: str = "default") -> nn.Module:
     """The default policy for an environment's spaces, its weights drawn from ``seed`` alone.
 
     ``observation_shape`` is what the policy receives per row: a vector's size (the tutorial's
-    MLP of ``hidden`` units) or an image's shape (``convolution.ImagePolicy``).
+    MLP of ``hidden`` units) or an image's shape (``convolution.ImagePolicy``). ``log_std``: a
+    Gaussian policy's initial log std; ``init``: "default" (torch's) or "orthogonal" (``orthogonal``).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         shape = _shape(observation_shape)
         if isinstance(action_space, (spaces.Discrete, spaces.Box)) and is_image(shape):
-            return ImagePolicy(shape, action_space)
+            return ImagePolicy(shape, action_space, log_std)
         size = int(np.prod(shape))
         if isinstance(action_space, spaces.Discrete):
-            return Policy(size, int(action_space.n), hidden)
-        if isinstance(action_space, spaces.Box):
-            return GaussianPolicy(size, int(np.prod(action_space.shape)), hidden)
-        if isinstance(action_space, spaces.MultiDiscrete):
-            return MultiCategoricalPolicy(size, action_space.nvec.reshape(-1), hidden)
-        if isinstance(action_space, spaces.MultiBinary):
-            return BernoulliPolicy(size, int(np.prod(action_space.shape)), hidden)
-    raise ValueError(f"pgdist's default policies take Discrete, Box, MultiDiscrete or MultiBinary actions, not {action_space}")
+            policy = Policy(size, int(action_space.n), hidden)
+        elif isinstance(action_space, spaces.Box):
+            policy = GaussianPolicy(size, int(np.prod(action_space.shape)), hidden, log_std)
+        elif isinstance(action_space, spaces.MultiDiscrete):
+            policy = MultiCategoricalPolicy(size, action_space.nvec.reshape(-1), hidden)
+        elif isinstance(action_space, spaces.MultiBinary):
+            policy = BernoulliPolicy(size, int(np.prod(action_space.shape)), hidden)
+        else:
+            raise ValueError(f"pgdist's default policies take Discrete, Box, MultiDiscrete or MultiBinary actions, "
+                             f"not {action_space}")
+        if init == "orthogonal":
+            orthogonal(policy.net, last_gain=0.01)
+        return policy
 
 
-def make_value_function(observation_shape: int | tuple[int, ...], hidden, seed: int) -> nn.Module:
+def make_value_function(observation_shape: int | tuple[int, ...], hidden, seed: int, init: str = "default") -> nn.Module:
     """V(s) for observations of this shape (a vector's size or an image's shape), drawn from ``seed`` alone."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
         if is_image(_shape(observation_shape)):
             return ImageValueFunction(_shape(observation_shape))
-        return ValueFunction(int(np.prod(observation_shape)), hidden)
+        value = ValueFunction(int(np.prod(observation_shape)), hidden)
+        if init == "orthogonal":
+            orthogonal(value.net, last_gain=1.0)
+        return value
+
+
+def orthogonal(net: nn.Sequential, last_gain: float) -> None:
+    """Orthogonal weights and zero biases, gain sqrt(2) but for the last layer's ``last_gain`` (0.01 for a
+    policy's outputs, 1 for V's): the initialisation of OpenAI Baselines' PPO, SB3's and CleanRL's."""
+    linears = [layer for layer in net if isinstance(layer, nn.Linear)]
+    for i, layer in enumerate(linears):
+        nn.init.orthogonal_(layer.weight, gain=last_gain if i == len(linears) - 1 else np.sqrt(2))
+        nn.init.zeros_(layer.bias)
 
 
 def _shape(observation_shape: int | tuple[int, ...]) -> tuple[int, ...]:
@@ -264,6 +284,13 @@ def bernoulli(probs: torch.Tensor, generator: torch.Generator, rows=None, width:
 OWN_POLICIES = (Policy, GaussianPolicy, MultiCategoricalPolicy, BernoulliPolicy)
 
 
+def has_own_act(policy: nn.Module) -> bool:
+    """Whether ``policy.act`` draws what ``sample(policy(states))`` draws: one of pgdist's own policies
+    (its forward not overridden), or such a policy behind an observation normaliser."""
+    inner = policy.module if isinstance(policy, Normalized) else policy
+    return type(inner).forward in tuple(own.forward for own in OWN_POLICIES)
+
+
 def actor(policy: nn.Module, generator: torch.Generator, greedy: bool = False):
     """The rollout's (states, rows) -> actions for those rows (default all): pi's mode if ``greedy``,
     else a sample drawn with ``generator`` (noise for every row of states, see ``sample``).
@@ -274,7 +301,7 @@ def actor(policy: nn.Module, generator: torch.Generator, greedy: bool = False):
     """
     if greedy:
         return lambda states, rows=None: policy(states if rows is None else states[rows]).mode
-    if type(policy).forward in tuple(own.forward for own in OWN_POLICIES):
+    if has_own_act(policy):
         return lambda states, rows=None: policy.act(states, generator, rows)
     return lambda states, rows=None: sample(policy(states if rows is None else states[rows]), generator, rows, len(states))
 
@@ -335,9 +362,34 @@ def parameters_to_vector(*modules: nn.Module | None) -> torch.Tensor:
     return torch.nn.utils.parameters_to_vector(_parameters(modules)).detach()
 
 
-def vector_to_parameters(theta: torch.Tensor, *modules: nn.Module | None) -> None:
+def _buffers(modules) -> list[torch.Tensor]:
+    """The modules' persistent buffers (an observation normaliser's mean and std), in state_dict order."""
+    buffers = []
+    for module in modules:
+        if module is not None:
+            parameters = {id(p) for p in module.parameters()}
+            buffers += [t for t in module.state_dict(keep_vars=True).values() if id(t) not in parameters]
+    return buffers
+
+
+def state_to_vector(*modules: nn.Module | None) -> torch.Tensor:
+    """What the learner broadcasts: theta, then the modules' persistent buffers (state learned from
+    data, such as the observation normaliser's statistics), flat in theta's dtype."""
+    tensors = _parameters(modules) + _buffers(modules)
+    dtype = tensors[0].dtype
+    return torch.cat([t.detach().reshape(-1).to(dtype) for t in tensors])
+
+
+def vector_to_state(vector: torch.Tensor, *modules: nn.Module | None) -> None:
+    """Load ``state_to_vector``'s vector into the modules: their parameters (views of the vector, as
+    torch's vector_to_parameters makes them), then their persistent buffers (copied)."""
+    parameters = _parameters(modules)
+    size = sum(p.numel() for p in parameters)
     with torch.no_grad():
-        torch.nn.utils.vector_to_parameters(theta, _parameters(modules))
+        torch.nn.utils.vector_to_parameters(vector[:size], parameters)
+        for buffer in _buffers(modules):
+            buffer.copy_(vector[size : size + buffer.numel()].view_as(buffer))
+            size += buffer.numel()
 
 
 def set_gradients(gradient: torch.Tensor, module: nn.Module) -> None:

@@ -304,11 +304,13 @@ def load_run(folder: Path):
 def load_run_and_spaces(folder: Path):
     """A run's Config, its trained policy and its env's spaces (``pgdist.envs.EnvSpaces``), the env built once."""
     from pgdist.envs import env_spaces
+    from pgdist.normalization import normalized
     from pgdist.policy import make_policy
 
     config, state = load_checkpoint(folder)
     spaces = env_spaces(config.env)
     policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
+    policy = normalized(policy, config, spaces.observation_size)  # its statistics are in the state
     policy.load_state_dict(state["policy"])
     return config, policy, spaces
 

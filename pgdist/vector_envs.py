@@ -4,8 +4,10 @@
 for an ``ALE/`` id) and a list of copies for a tutorial-protocol class. Both kinds follow
 gymnasium's next-step autoreset: the step after an episode's last one resets that copy (its
 action is ignored, its reward is 0) and returns the new episode's first state. ``step`` returns
-(states, rewards, dones, truncated), ``truncated`` marking the episodes pgdist's cap cut short;
-an env that raises, or whose observation changes shape, is an EnvError saying at which step.
+(states, rewards, terminated, truncated) as gymnasium does, ``truncated`` marking the episodes a time
+limit cut (the env's own or pgdist's cap; ``capped``: whether the cap is pgdist's) and the states of
+the copies that ended their episode being its final ones; an env that raises, or whose observation
+changes shape, is an EnvError saying at which step.
 
 Where the copies are separate envs (gymnasium's SyncVectorEnv, so MuJoCo, Box2D and a user's own
 gymnasium env; tutorial-protocol classes), ``step(actions, active)`` steps only the ``active``
@@ -103,8 +105,6 @@ class GymnasiumVectorEnv:
     """``gymnasium.make_vec``: the env's own vector implementation where it has one.
 
     ``max_episode_steps`` is pgdist's cap (gymnasium's TimeLimit), or None to keep the env's own.
-    ``step`` returns (states, rewards, dones, truncated); ``truncated`` marks only the
-    episodes pgdist's cap cut short, never those the env's own time limit ends.
 
     A SyncVectorEnv's copies are stepped here one by one, as its own ``step`` steps them (next-step
     autoreset, the same calls on each copy in the same order), so that ``active`` can leave some out.
@@ -168,8 +168,7 @@ class GymnasiumVectorEnv:
         return self._outcome(states, rewards, terminated, truncated)
 
     def _outcome(self, states, rewards: np.ndarray, terminated: np.ndarray, truncated: np.ndarray):
-        cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
-        return self.rows(states), rewards, terminated | truncated, cut
+        return self.rows(states), rewards, terminated, truncated & ~terminated
 
 
 def vector_call(method, *args, **kwargs):
@@ -230,14 +229,13 @@ class EnvPoolVectorEnv:
             stepped = info["env_id"]
             self.last[stepped] = states
             rewards[stepped], terminated[stepped], truncated[stepped] = step_rewards, step_terminated, step_truncated
-        cut = truncated & ~terminated if self.capped else np.zeros(self.num_envs, dtype=bool)
-        return self.rows(self.last.copy()), rewards, terminated | truncated, cut
+        return self.rows(self.last.copy()), rewards, terminated, truncated & ~terminated
 
 
 class ProtocolVectorEnv:
     """A list of tutorial-protocol environments stepped in lockstep, each episode cut at ``max_episode_steps``.
 
-    ``step`` returns (states, rewards, dones, truncated), ``truncated`` marking the episodes the cap cut.
+    ``step`` returns (states, rewards, terminated, truncated), ``truncated`` marking the episodes the cap cut.
     A copy that raises, or whose state changes size, is an EnvError saying at which step of its episode.
     """
 
@@ -261,6 +259,7 @@ class ProtocolVectorEnv:
         return np.stack(self.states)
 
     steps_copies_apart = True
+    capped = True  # every episode within pgdist's cap: the protocol has no time limit of its own
 
     def step(self, actions: np.ndarray, active: np.ndarray | None = None):
         """Step the ``active`` copies (all by default); the others keep their last state and autoreset."""
@@ -278,8 +277,7 @@ class ProtocolVectorEnv:
                 state, rewards[i], dones[i] = self._call(i, "step", action)
             self.states[i] = self._state(i, state)
         truncated = active & ~dones & ~self.resetting & (self.elapsed >= self.max_episode_steps)
-        dones |= truncated
-        self.resetting = np.where(active, dones, self.resetting)
+        self.resetting = np.where(active, dones | truncated, self.resetting)
         return np.stack(self.states), rewards, dones, truncated
 
     def _call(self, i: int, method: str, *args, **kwargs):

@@ -16,8 +16,9 @@ import torch
 
 from pgdist.envs import EnvError
 from pgdist.vector_envs import make_vector_env, where_in_episode
-from pgdist.estimators import Estimator, discounted_returns, policy_gradient_sum
-from pgdist.policy import actor, policy_input, vector_to_parameters
+from pgdist.estimators import Estimator, discounted_returns, generalized_advantages, policy_gradient_sum, value_sums
+from pgdist.normalization import normalizers, observation_sums
+from pgdist.policy import actor, policy_input, vector_to_state
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Episodes:
     count: int
     truncated: int = 0  # of the count, the episodes that pgdist's max_episode_steps cut short
     env_steps: int = 0  # every copy-step the env took for them, kept or not (autoresets included)
+    final_states: torch.Tensor | None = None  # with GAE: the final state of each episode a time limit cut,
+    final_episode: torch.Tensor | None = None  # and which episode's it is (V(s_T) is bootstrapped there)
 
     def undiscounted_returns(self) -> torch.Tensor:
         """Each episode's undiscounted return, the score users read."""
@@ -70,6 +73,9 @@ class ChunkResult:
     ``gradient_sum`` = grad sum_t A_t ln pi(a_t|s_t)  (for Eq. 23, grad sum_i R(tau_i) sum_t ln pi),
     ``log_prob_gradient_sum`` = grad sum_t ln pi(a_t|s_t), ``entropy_gradient_sum`` = grad sum_t H(pi(.|s_t)),
     ``value_gradient_sum`` = grad sum_t (V(s_t) - return_t)^2; each only where the estimator needs it.
+    With a value function, the sums of its targets y_t and residuals y_t - V(s_t) (and their squares)
+    give its explained variance over the batch; with an observation normaliser, the sums of the
+    steps' observations and their squares (``pgdist.normalization``) update it.
     """
 
     version: int
@@ -84,9 +90,15 @@ class ChunkResult:
     discounted_return_sum: float  # R(tau) of Eq. 6
     truncated: int = 0  # episodes that pgdist's max_episode_steps cut short
     env_steps: int = 0  # every env step taken for them, kept or not (autoresets, dropped episodes)
+    value_target_sum: float = 0.0
+    value_target_square_sum: float = 0.0
+    value_residual_sum: float = 0.0
+    value_residual_square_sum: float = 0.0
     log_prob_gradient_sum: np.ndarray | None = None
     entropy_gradient_sum: np.ndarray | None = None
     value_gradient_sum: np.ndarray | None = None
+    observation_sum: np.ndarray | None = None
+    observation_square_sum: np.ndarray | None = None
 
     def add(self, other: ChunkResult) -> None:
         """Add another chunk's sums into these, in place: the learner's only work per chunk."""
@@ -110,8 +122,9 @@ class ChunkResult:
 
 
 SUMMED = ("episodes", "steps", "weight_sum", "weight_square_sum", "return_sum", "discounted_return_sum", "truncated",
-          "env_steps")
-SUMMED_VECTORS = ("gradient_sum", "log_prob_gradient_sum", "entropy_gradient_sum", "value_gradient_sum")
+          "env_steps", "value_target_sum", "value_target_square_sum", "value_residual_sum", "value_residual_square_sum")
+SUMMED_VECTORS = ("gradient_sum", "log_prob_gradient_sum", "entropy_gradient_sum", "value_gradient_sum",
+                  "observation_sum", "observation_square_sum")
 
 
 def _flat_gradient(output: torch.Tensor, parameters: list[torch.Tensor]) -> np.ndarray:
@@ -154,7 +167,7 @@ class RolloutWorker:
 
     def load(self, theta: np.ndarray, version: int) -> None:
         if version != self.version:
-            vector_to_parameters(torch.tensor(theta, dtype=self.dtype), self.policy, self.value)
+            vector_to_state(torch.tensor(theta, dtype=self.dtype), self.policy, self.value)
             self.version = version
 
     def rollout(self, chunk: Chunk) -> Episodes:
@@ -188,6 +201,8 @@ class RolloutWorker:
         resetting[:] = False
         started, finished, truncated, env_steps = width, 0, 0, 0
         steps = []  # per lockstep: (states, actions, rewards, timestep, episode, kept), all copies
+        finals = []  # with GAE: (episode, final state) of each kept episode a time limit cut
+        bootstraps = self.estimator.returns == "gae" and self.keep_states
         actions = active = None
         with torch.inference_mode():
             while finished < chunk.episodes:
@@ -200,12 +215,16 @@ class RolloutWorker:
                 if env.steps_copies_apart:
                     active = copies_to_step(resetting, episode, started, chunk.episodes)
                 env_steps += width if active is None else int(np.count_nonzero(active))
-                next_states, rewards, dones, cut = env.step(actions, active)
+                next_states, rewards, terminated, time_limited = env.step(actions, active)
                 check_finite(next_states, rewards, timestep, resetting)
                 steps.append((states if self.keep_states else None, actions, rewards, timestep.copy(), episode.copy(), kept))
+                dones = terminated | time_limited
                 ended = dones & kept
                 finished += int(np.count_nonzero(ended))
-                truncated += int(np.count_nonzero(cut & ended))
+                if env.capped:  # pgdist's cap cut them, not the env's own time limit
+                    truncated += int(np.count_nonzero(time_limited & ended))
+                if bootstraps:
+                    finals += [(episode[copy], next_states[copy]) for copy in np.flatnonzero(time_limited & ended)]
                 timestep += 1
                 new = np.flatnonzero(resetting)  # these copies now stand at a new episode's first state
                 if len(new):
@@ -214,7 +233,11 @@ class RolloutWorker:
                     started += len(new)
                 resetting = dones
                 states = next_states
-        return self._episodes(steps, chunk.episodes, truncated, env_steps)
+        episodes = self._episodes(steps, chunk.episodes, truncated, env_steps)
+        if finals:
+            episodes.final_episode = torch.as_tensor(np.array([index for index, _ in finals]))
+            episodes.final_states = policy_input(np.stack([state for _, state in finals]), self.dtype)
+        return episodes
 
     def _kept_actions(self, act, states: np.ndarray, kept: np.ndarray, previous: np.ndarray) -> np.ndarray:
         """pi's actions for the copies whose step the chunk keeps; the others (an autoreset, an episode
@@ -248,15 +271,20 @@ class RolloutWorker:
         """Batched forward passes over the chunk's steps (one, but for long chunks of images), then the
         gradients of its sums: every sum is over steps, so the passes' gradients add up to the chunk's."""
         estimator = self.estimator
-        step_returns = estimator.returns_per_step(
-            episodes.rewards, episodes.timestep, episodes.episode, episodes.count
-        ).to(self.dtype)
-        result, weights = {}, []
-        for rows in forward_passes(episodes.states):
-            sums, pass_weights = self._pass_gradients(episodes.states[rows], episodes.actions[rows], step_returns[rows])
+        passes = forward_passes(episodes.states)
+        targets, advantages = self._targets(episodes, passes)
+        result, weights, residuals = {}, [], []
+        for rows in passes:
+            sums, pass_weights, pass_residuals = self._pass_gradients(
+                episodes.states[rows], episodes.actions[rows], targets[rows], None if advantages is None else advantages[rows])
             for name, vector in sums.items():
                 result[name] = vector if name not in result else result[name] + vector
             weights.append(pass_weights)
+            residuals.append(pass_residuals)
+        if self.value is not None:
+            result.update(value_sums(targets.to(torch.float64), torch.cat(residuals).to(torch.float64)))
+        if normalizers(self.policy):
+            result["observation_sum"], result["observation_square_sum"] = observation_sums(episodes.states)
         returns = discounted_returns(episodes.rewards, episodes.timestep, episodes.episode, episodes.count, estimator.gamma)
         undiscounted = episodes.undiscounted_returns()
         weights = torch.cat(weights).to(torch.float64)
@@ -275,25 +303,46 @@ class RolloutWorker:
             **result,
         )
 
-    def _pass_gradients(self, states: torch.Tensor, actions: torch.Tensor, step_returns: torch.Tensor):
-        """The gradients of one forward pass's sums over its steps, and its weights A_t (detached)."""
+    def _targets(self, episodes: Episodes, passes: list[slice]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each step's return (R(tau) or G_t: V's regression target) and, with GAE, its advantage A_t
+        (its target then the lambda-return A_t + V(s_t)), in the policy's dtype."""
+        estimator = self.estimator
+        if estimator.returns != "gae":
+            targets = estimator.returns_per_step(episodes.rewards, episodes.timestep, episodes.episode, episodes.count)
+            return targets.to(self.dtype), None
+        with torch.no_grad():
+            values = torch.cat([self.value(episodes.states[rows]).squeeze(-1) for rows in passes]).to(torch.float64)
+            last_values = torch.zeros(episodes.count, dtype=torch.float64)
+            if episodes.final_states is not None:
+                last_values[episodes.final_episode] = self.value(episodes.final_states).squeeze(-1).to(torch.float64)
+        advantages = generalized_advantages(episodes.rewards, values, last_values, episodes.timestep, episodes.episode,
+                                            episodes.count, estimator.gamma, estimator.gae_lambda)
+        return (advantages + values).to(self.dtype), advantages.to(self.dtype)
+
+    def _pass_gradients(self, states: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor,
+                        advantages: torch.Tensor | None):
+        """The gradients of one forward pass's sums over its steps, its weights A_t (detached) and, with
+        a value function, its residuals y_t - V(s_t) (else None).
+
+        A_t is the given advantage (GAE), else the return minus V(s_t) (or the return, without V)."""
         estimator = self.estimator
         distribution = self.policy(states)
         log_probs = distribution.log_prob(actions)
-        weights = step_returns
+        weights, residuals = targets, None
         parameters = list(self.policy.parameters())
         sums = {}
         if self.value is not None:
             values = self.value(states).squeeze(-1)
-            weights = step_returns - values.detach()
-            value_error = ((values - step_returns) ** 2).sum()
+            residuals = targets - values.detach()
+            weights = residuals if advantages is None else advantages
+            value_error = ((values - targets) ** 2).sum()
             sums["value_gradient_sum"] = _flat_gradient(value_error, list(self.value.parameters()))
         sums["gradient_sum"] = _flat_gradient(policy_gradient_sum(log_probs, weights), parameters)
         if estimator.centred:
             sums["log_prob_gradient_sum"] = _flat_gradient(log_probs.sum(), parameters)
         if estimator.entropy:
             sums["entropy_gradient_sum"] = _flat_gradient(distribution.entropy().sum(), parameters)
-        return sums, weights.detach()
+        return sums, weights.detach(), residuals
 
     def _vector_env(self, width: int):
         if width not in self._vector_envs:

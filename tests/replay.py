@@ -9,7 +9,7 @@ import torch
 
 from pgdist.estimators import Estimator
 from pgdist.layout import layout
-from pgdist.policy import Policy, parameters_to_vector
+from pgdist.policy import Policy, state_to_vector
 from pgdist.reference import generate_tau
 from pgdist.worker import RolloutWorker, make_chunks
 
@@ -24,7 +24,7 @@ def recorded_trajectories(config, policy, draw, value=None):
     cut = layout(config)
     worker = RolloutWorker(config.env, policy, Estimator.of(config), cut.envs_per_chunk, value,
                            max_episode_steps=config.max_episode_steps)
-    worker.load(parameters_to_vector(policy, value).numpy(), 0)
+    worker.load(state_to_vector(policy, value).numpy(), 0)
     trajectories = []
     for chunk in make_chunks(config.episodes, cut.chunk_episodes, config.seed, draw):
         trajectories += split(worker.rollout(chunk))

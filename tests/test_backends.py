@@ -1,12 +1,14 @@
 """The learner against both backends (in-process and Ray actors), one suite for both."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from pgdist.estimators import Estimator
 from pgdist import Config, Learner, Policy, StaleResultError, train
-from pgdist.policy import parameters_to_vector
+from pgdist.policy import parameters_to_vector, state_to_vector
 from pgdist import worker as worker_module
 from pgdist.worker import RolloutWorker, make_chunks
 from replay import float64_policy, recorded_trajectories, reference_gradient
@@ -30,6 +32,25 @@ def test_gradient_equals_the_tutorials_loss_gradient(backend, episodes, chunk_ep
     assert len(trajectories) == episodes
     expected = -reference_gradient(policy, trajectories, config.gamma)  # Eq. 24: grad J = -grad L
     assert estimate.dtype == torch.float64
+    torch.testing.assert_close(estimate, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_with_an_observation_normaliser_the_gradient_is_the_tutorials(backend):
+    """normalize_observations: after a step the normaliser holds the first batch's mu and sigma; the next
+    gradient is the tutorial loop's for the policy with that normaliser (fixed within the iteration)."""
+    config = Config(env="CartPole-v1", episodes=9, chunk_episodes=4, envs_per_chunk=3, workers=2, backend=backend,
+                    seed=4, normalize_observations=True, observation_clip=3.0)
+    with Learner(config, policy=float64_policy(4)) as learner:
+        before = copy.deepcopy(learner.policy)
+        learner.update(learner.sample())
+        states = torch.cat([s for s, _, _ in recorded_trajectories(config, before, draw=0)])
+        torch.testing.assert_close(learner.policy.normalizer.mean, states.mean(0))
+        torch.testing.assert_close(learner.policy.normalizer.std, (states.var(0, unbiased=False) + 1e-8).sqrt())
+        estimate = learner.estimate_gradient()  # draw 1, with that normaliser
+        policy = learner.policy
+    trajectories = recorded_trajectories(config, policy, draw=1)
+    assert (policy.normalizer(torch.cat([s for s, _, _ in trajectories])).abs() == 3.0).any(), "nothing was clipped"
+    expected = -reference_gradient(policy, trajectories, config.gamma)
     torch.testing.assert_close(estimate, expected, rtol=1e-6, atol=1e-9)
 
 
@@ -119,8 +140,27 @@ def test_one_seed_gives_one_theta_whatever_the_workers(backend, workers):
     torch.testing.assert_close(theta, parameters_to_vector(reference.policy), rtol=1e-5, atol=1e-7)
 
 
-def test_state_dict_resumes_the_same_run(backend):
-    config = Config(env="CartPole-v1", episodes=16, chunk_episodes=4, lr=0.02, backend=backend, workers=2)
+def test_normalised_observations_and_gae_give_one_theta_whatever_the_workers(borrowed_actors):
+    """The normaliser's statistics come from the chunk sums alone: theta and the statistics are the
+    same on 3 Ray workers as in one process."""
+    config = Config(env="Pendulum-v1", episodes=12, chunk_episodes=2, envs_per_chunk=2, lr=0.01, workers=3,
+                    backend="ray", seed=8, normalize_observations=True, returns="gae", baseline="value")
+    thetas = []
+    for backend in ("ray", "local"):
+        with Learner(config.replace(backend=backend)) as learner:
+            for _ in range(3):
+                learner.step()
+            thetas.append(state_to_vector(learner.policy, learner.value))
+    assert not torch.equal(thetas[0][-6:], torch.tensor([0.0, 0, 0, 1, 1, 1])), "the normaliser never moved"
+    torch.testing.assert_close(thetas[0], thetas[1], rtol=1e-5, atol=1e-7)
+
+
+RESUMED = [dict(), dict(normalize_observations=True, returns="gae", baseline="value")]
+
+
+@pytest.mark.parametrize("options", RESUMED, ids=["plain", "normalised-gae"])
+def test_state_dict_resumes_the_same_run(backend, options):
+    config = Config(env="CartPole-v1", episodes=16, chunk_episodes=4, lr=0.02, backend=backend, workers=2, **options)
     with Learner(config) as straight:
         for _ in range(3):
             straight.step()
@@ -131,7 +171,7 @@ def test_state_dict_resumes_the_same_run(backend):
         resumed.load_state_dict(state)
         for _ in range(2):
             resumed.step()
-    torch.testing.assert_close(parameters_to_vector(resumed.policy), parameters_to_vector(straight.policy))
+    torch.testing.assert_close(state_to_vector(resumed.policy, resumed.value), state_to_vector(straight.policy, straight.value))
 
 
 def test_the_tutorials_policy_learns_the_line_walk():

@@ -47,12 +47,20 @@ def test_config_is_frozen():
         ("chunk_timeout", -5.0, "chunk_timeout=-5.0"),
         ("chunk_timeout", True, "chunk_timeout=True"),
         ("env", "", "env=''"),
+        ("gae_lambda", 1.5, "gae_lambda=1.5"),
+        ("observation_clip", 0.0, "observation_clip=0.0"),
+        ("normalize_observations", "yes", "normalize_observations='yes'"),
     ],
 )
 def test_bad_value_names_the_field_and_value(field, value, words):
     with pytest.raises(ConfigError) as error:
         Config(**{field: value})
     assert words in str(error.value)
+
+
+def test_gae_without_a_value_baseline_is_named():
+    with pytest.raises(ConfigError, match="returns='gae' needs baseline='value'"):
+        Config(returns="gae")
 
 
 @pytest.mark.parametrize("env, words", [

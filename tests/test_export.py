@@ -32,18 +32,22 @@ def needs(*modules):
 
 @pytest.fixture(scope="module", params=["CartPole-v1", "Pendulum-v1"])
 def trained_run(request, tmp_path_factory):
-    """A run folder after two iterations: a Categorical policy (CartPole), a Gaussian one (Pendulum)."""
+    """A run folder after two iterations: a Categorical policy (CartPole), a Gaussian one behind an
+    observation normaliser (Pendulum), which the exported file must carry."""
     out = tmp_path_factory.mktemp("run") / request.param
+    normalised = ["--normalize-observations"] if request.param == "Pendulum-v1" else []
     result = pgdist("train", "--env", request.param, "--episodes", "8", "--iterations", "2", "--backend", "local",
-                    "--hidden", "16", "--out", str(out), cwd=request.config.rootpath)
+                    "--hidden", "16", "--out", str(out), *normalised, cwd=request.config.rootpath)
     assert result.returncode == 0, result.stderr
     return out
 
 
 def observations(run, count=32):
     config, policy = load_run(run)
-    size = policy.net[0].in_features
-    return policy, torch.randn(count, size, generator=torch.Generator().manual_seed(0))
+    size = 4 if config.env == "CartPole-v1" else 3
+    if config.normalize_observations:  # the checkpoint's statistics, not the identity of a new normaliser
+        assert not torch.equal(policy.normalizer.std, torch.ones(size))
+    return policy, 3 * torch.randn(count, size, generator=torch.Generator().manual_seed(0))
 
 
 def test_torchscript_export_gives_the_policys_actions(trained_run, tmp_path, request):

@@ -17,7 +17,8 @@ import yaml
 VECTOR_ENVS = ("gymnasium", "envpool")  # what steps a chunk's copies: pgdist.vector_envs
 RETURNS = ("total", "reward_to_go", "gae")  # the choices of each estimator field: pgdist.estimators
 BASELINES = ("none", "mean", "value")
-INITS = ("default", "orthogonal")  # of the networks' weights: pgdist.policy.make_policy
+INITS = ("default", "orthogonal")
+BOUNDS = ("clip", "tanh")  # of a Gaussian policy's actions at a Box's bounds: pgdist.policy.GaussianPolicy  # of the networks' weights: pgdist.policy.make_policy
 SCHEDULES = ("constant", "linear")  # of the learning rate: pgdist.optim.learning_rate_factor
 DEFAULT_MAX_EPISODE_STEPS = 10_000  # the cap of an env without a time limit of its own: pgdist.envs
 
@@ -68,6 +69,12 @@ class Config:
         "layer 0.01 and V's 1, zero biases: PPO's in OpenAI Baselines, SB3 and CleanRL)",
     )
     log_std_init: float = _field(0.0, "initial log std of the Gaussian policy's actions (Box action spaces)")
+    bound_actions: str = _field(
+        "clip",
+        "how the Gaussian policy's actions meet a Box's bounds on their way into the env: 'clip', or 'tanh' "
+        "(low + (tanh(u) + 1) (high - low) / 2); ln pi is of the sampled u either way, whose gradient is the "
+        "squashed action's",
+    )
     iterations: int = _field(1000, "gradient steps to take")
     returns: str = _field(
         "total",
@@ -157,6 +164,8 @@ class Config:
             _fail("hidden", self.hidden, "layer sizes that are whole numbers >= 1")
         if self.init not in INITS:
             _fail("init", self.init, " or ".join(map(repr, INITS)))
+        if self.bound_actions not in BOUNDS:
+            _fail("bound_actions", self.bound_actions, " or ".join(map(repr, BOUNDS)))
         if not (_number(self.log_std_init) and math.isfinite(self.log_std_init)):
             _fail("log_std_init", self.log_std_init, "a finite number")
         if self.returns not in RETURNS:

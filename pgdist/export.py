@@ -3,7 +3,8 @@
 The file maps a batch of observations (flat, as pgdist's policies see them) to what
 pi_theta(.|s) is: each action's probability (Eq. 20-22) for a Categorical policy, each
 component's (components, choices) probabilities for independent Categoricals, each bit's
-probability for Bernoullis, the mean action for a Gaussian one. Nothing of pgdist
+probability for Bernoullis, the mean action for a Gaussian one (squashed into the bounds with
+``bound_actions: tanh``); an observation normaliser is part of it. Nothing of pgdist
 is needed to run it: ONNX Runtime (or any ONNX runtime) reads the one, ``torch.jit.load``
 the other.
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
+
+from pgdist.normalization import Normalized
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -38,14 +41,18 @@ def action_output(distribution: Distribution) -> torch.Tensor:
 
 
 class ActionOutput(nn.Module):
-    """The policy with its distribution replaced by ``action_output``: a plain tensor function."""
+    """The policy with its distribution replaced by ``action_output``: a plain tensor function. A policy
+    that squashes its actions into the bounds (``bound_actions: tanh``) gives its mean so squashed."""
 
     def __init__(self, policy: nn.Module):
         super().__init__()
         self.policy = policy
+        inner = policy.module if isinstance(policy, Normalized) else policy
+        self.to_env = inner.to_env if getattr(inner, "squashed", False) else None
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return action_output(self.policy(observations))
+        output = action_output(self.policy(observations))
+        return output if self.to_env is None else self.to_env(output)
 
 
 def export(policy: nn.Module, observations: torch.Tensor, format: str, path: Path) -> Path:

@@ -92,7 +92,8 @@ class Learner:
         check_normalizable(config, spaces)
         if policy is None:
             policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed,
-                                 config.log_std_init, config.init)
+                                 config.log_std_init, config.init, config.bound_actions)
+        check_bounds(config, policy)
         policy = normalized(policy, config, spaces.observation_size)
         check_policy(policy, spaces.observation, spaces.action_space, config.env)
         self.policy = policy
@@ -320,6 +321,15 @@ class Learner:
         self.episodes = state.get("episodes", self.config.episodes)
         if self.observations is not None:
             self.observations.load_state_dict(state["observations"])
+
+
+def check_bounds(config: Config, policy: torch.nn.Module) -> None:
+    """bound_actions='tanh' where pgdist's policy for the env squashes nothing: a ConfigError, not a silent clip."""
+    if config.bound_actions == "tanh" and not getattr(policy, "squashed", False):
+        raise ConfigError(
+            f"bound_actions='tanh' squashes the Gaussian policy's actions into a Box; {config.env}'s policy here is "
+            f"a {type(policy).__name__}: use bound_actions='clip'"
+        )
 
 
 def check_normalizable(config: Config, spaces: EnvSpaces) -> None:

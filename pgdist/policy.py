@@ -68,14 +68,29 @@ class Policy(nn.Module):
 class GaussianPolicy(nn.Module):
     """Normal over continuous actions: mean from a tanh MLP, a learned log std per action dimension.
 
-    The std does not depend on the state. ln pi is of the sampled action; the worker clips
-    actions to the action space's bounds only on the way into the environment.
+    The std does not depend on the state. ln pi is of the sampled action u; the worker clips
+    actions to the action space's bounds only on the way into the environment, or, with
+    ``bounds`` = (low, high), squashes them into it: low + (tanh(u) + 1) (high - low) / 2
+    (``to_env``). The squashed action a has ln pi(a) = ln N(u) - sum ln |da/du|, whose second term
+    does not depend on theta: its gradient, the estimator's, is that of ln N(u) either way.
     """
 
-    def __init__(self, observation_size: int, action_size: int, hidden=(8, 8), log_std: float = 0.0):
+    def __init__(self, observation_size: int, action_size: int, hidden=(8, 8), log_std: float = 0.0,
+                 bounds: tuple[np.ndarray, np.ndarray] | None = None):
         super().__init__()
         self.net = mlp([observation_size, *hidden, action_size])
         self.log_std = nn.Parameter(torch.full((action_size,), float(log_std)))
+        self.squashed = bounds is not None
+        low, high = (torch.as_tensor(np.asarray(bound, dtype=np.float64).reshape(-1)) for bound in bounds or ((), ()))
+        self.register_buffer("low", low.float(), persistent=False)  # constants of the action space
+        self.register_buffer("high", high.float(), persistent=False)
+
+    def to_env(self, actions: torch.Tensor) -> torch.Tensor:
+        """The sampled actions u as the env takes them: squashed into the bounds, or as they are (clipped later)."""
+        if not self.squashed:
+            return actions
+        low, high = self.low.to(actions.dtype), self.high.to(actions.dtype)
+        return low + (torch.tanh(actions) + 1) * (high - low) / 2
 
     def forward(self, state: torch.Tensor) -> Independent:
         mean = self.net(state)
@@ -164,12 +179,13 @@ class ValueFunction(nn.Module):
 
 
 def make_policy(observation_shape: int | tuple[int, ...], action_space: spaces.Space, hidden, seed: int,
-                log_std: float = 0.0, init: str = "default") -> nn.Module:
+                log_std: float = 0.0, init: str = "default", bound_actions: str = "clip") -> nn.Module:
     """The default policy for an environment's spaces, its weights drawn from ``seed`` alone.
 
     ``observation_shape`` is what the policy receives per row: a vector's size (the tutorial's
     MLP of ``hidden`` units) or an image's shape (``convolution.ImagePolicy``). ``log_std``: a
-    Gaussian policy's initial log std; ``init``: "default" (torch's) or "orthogonal" (``orthogonal``).
+    Gaussian policy's initial log std; ``init``: "default" (torch's) or "orthogonal" (``orthogonal``);
+    ``bound_actions``: how a Gaussian policy's actions meet a Box's bounds, "clip" or "tanh" (``GaussianPolicy``).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -180,7 +196,8 @@ def make_policy(observation_shape: int | tuple[int, ...], action_space: spaces.S
         if isinstance(action_space, spaces.Discrete):
             policy = Policy(size, int(action_space.n), hidden)
         elif isinstance(action_space, spaces.Box):
-            policy = GaussianPolicy(size, int(np.prod(action_space.shape)), hidden, log_std)
+            bounds = (action_space.low, action_space.high) if bound_actions == "tanh" else None
+            policy = GaussianPolicy(size, int(np.prod(action_space.shape)), hidden, log_std, bounds)
         elif isinstance(action_space, spaces.MultiDiscrete):
             policy = MultiCategoricalPolicy(size, action_space.nvec.reshape(-1), hidden)
         elif isinstance(action_space, spaces.MultiBinary):
@@ -282,6 +299,15 @@ def bernoulli(probs: torch.Tensor, generator: torch.Generator, rows=None, width:
 
 
 OWN_POLICIES = (Policy, GaussianPolicy, MultiCategoricalPolicy, BernoulliPolicy)
+
+
+def env_action_map(policy: nn.Module):
+    """From a lockstep's sampled actions (an array) to what the env takes, where the policy squashes them
+    (its ``to_env``, behind a normaliser too); None where they go as they are."""
+    inner = policy.module if isinstance(policy, Normalized) else policy
+    if not getattr(inner, "squashed", False):
+        return None
+    return lambda actions: inner.to_env(torch.from_numpy(actions)).numpy()
 
 
 def has_own_act(policy: nn.Module) -> bool:

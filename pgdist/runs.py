@@ -309,7 +309,8 @@ def load_run_and_spaces(folder: Path):
 
     config, state = load_checkpoint(folder)
     spaces = env_spaces(config.env)
-    policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed)
+    policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed,
+                         bound_actions=config.bound_actions)
     policy = normalized(policy, config, spaces.observation_size)  # its statistics are in the state
     policy.load_state_dict(state["policy"])
     return config, policy, spaces

@@ -16,7 +16,7 @@ import torch
 from gymnasium import spaces
 
 from pgdist.envs import env_actions, load_env_class
-from pgdist.policy import actor
+from pgdist.policy import actor, env_action_map
 
 
 class VideoError(Exception):
@@ -38,6 +38,7 @@ def record_video(env_name: str, policy: torch.nn.Module, path: Path, episodes: i
         env.close()
         raise VideoError(f"{env_name} cannot render rgb_array frames (its modes: {env.metadata.get('render_modes')})")
     act = actor(policy, torch.Generator().manual_seed(seed), greedy)  # as the rollout worker acts
+    to_env = env_action_map(policy)
     dtype = next(policy.parameters()).dtype
     frames, returns = [], []
     try:
@@ -48,7 +49,7 @@ def record_video(env_name: str, policy: torch.nn.Module, path: Path, episodes: i
             while not done:
                 with torch.no_grad():
                     action = act(torch.as_tensor(spaces.flatten(env.observation_space, state), dtype=dtype).reshape(1, -1))
-                action = env_actions(env.action_space, action.numpy())[0]
+                action = env_actions(env.action_space, action.numpy() if to_env is None else to_env(action.numpy()))[0]
                 state, reward, terminated, truncated, _ = env.step(action if action.ndim else action.item())
                 score += float(reward)
                 done = terminated or truncated

@@ -18,7 +18,7 @@ from pgdist.envs import EnvError
 from pgdist.vector_envs import make_vector_env, where_in_episode
 from pgdist.estimators import Estimator, discounted_returns, generalized_advantages, policy_gradient_sum, value_sums
 from pgdist.normalization import normalizers, observation_sums
-from pgdist.policy import actor, policy_input, vector_to_state
+from pgdist.policy import actor, env_action_map, policy_input, vector_to_state
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,7 @@ class RolloutWorker:
     def _rollout(self, chunk: Chunk) -> Episodes:
         env_seed, generator = chunk.randomness()
         act = actor(self.policy, generator, self.greedy)
+        to_env = env_action_map(self.policy)  # tanh-bounded actions: squashed on their way into the env
         width = min(self.envs_per_chunk, chunk.episodes)
         env = self._vector_env(width)
         episode = np.arange(width)  # which of the chunk's episodes each copy is running
@@ -215,7 +216,7 @@ class RolloutWorker:
                 if env.steps_copies_apart:
                     active = copies_to_step(resetting, episode, started, chunk.episodes)
                 env_steps += width if active is None else int(np.count_nonzero(active))
-                next_states, rewards, terminated, time_limited = env.step(actions, active)
+                next_states, rewards, terminated, time_limited = env.step(actions if to_env is None else to_env(actions), active)
                 check_finite(next_states, rewards, timestep, resetting)
                 steps.append((states if self.keep_states else None, actions, rewards, timestep.copy(), episode.copy(), kept))
                 dones = terminated | time_limited

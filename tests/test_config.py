@@ -48,6 +48,7 @@ def test_config_is_frozen():
         ("chunk_timeout", True, "chunk_timeout=True"),
         ("env", "", "env=''"),
         ("gae_lambda", 1.5, "gae_lambda=1.5"),
+        ("bound_actions", "squash", "bound_actions='squash'"),
         ("observation_clip", 0.0, "observation_clip=0.0"),
         ("normalize_observations", "yes", "normalize_observations='yes'"),
     ],
@@ -56,6 +57,13 @@ def test_bad_value_names_the_field_and_value(field, value, words):
     with pytest.raises(ConfigError) as error:
         Config(**{field: value})
     assert words in str(error.value)
+
+
+def test_tanh_bounds_on_discrete_actions_are_named():
+    from pgdist import Learner
+
+    with pytest.raises(ConfigError, match="bound_actions='tanh' squashes the Gaussian policy's actions"):
+        Learner(Config(env="CartPole-v1", backend="local", bound_actions="tanh"))
 
 
 def test_gae_without_a_value_baseline_is_named():

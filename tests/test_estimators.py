@@ -188,6 +188,30 @@ def test_gaussian_policy_gradient_is_exact_with_clipped_actions(backend):
     torch.testing.assert_close(estimate, torch.cat([g.reshape(-1) for g in expected]), rtol=1e-6, atol=1e-9)
 
 
+def test_tanh_bounded_actions_reach_the_env_squashed_and_keep_the_gaussians_gradient(backend):
+    """bound_actions tanh: the env takes 2 tanh(u) (Pendulum's bounds are +-2), as each recorded reward shows
+    (Pendulum's cost of the step's state and torque); ln pi is of the sampled u, so the gradient is the
+    Gaussian's over the same u."""
+    config = Config(env="Pendulum-v1", episodes=4, chunk_episodes=2, envs_per_chunk=2, workers=2, backend=backend,
+                    seed=3, returns="reward_to_go", standardize=True, bound_actions="tanh", max_episode_steps=40)
+    torch.manual_seed(0)
+    policy = GaussianPolicy(3, 1, log_std=0.7, bounds=(np.array([-2.0]), np.array([2.0]))).double()
+    with Learner(config, policy=policy) as learner:
+        estimate = learner.estimate_gradient()
+    trajectories = recorded_trajectories(config, policy, draw=0)
+    states, actions, rewards = (torch.cat(column) for column in zip(*trajectories))
+    angle, speed = torch.atan2(states[:, 1], states[:, 0]), states[:, 2]
+
+    def reward(torque):
+        return -(angle**2 + 0.1 * speed**2 + 0.001 * torque**2)
+
+    torch.testing.assert_close(rewards, reward(2 * torch.tanh(actions[:, 0])), rtol=0, atol=1e-5)
+    assert (reward(actions[:, 0].clamp(-2, 2)) - rewards).abs().max() > 1e-3, "clipping would give the same rewards"
+    policy_loss, _ = one_process_loss(policy, None, trajectories, config)
+    expected = torch.autograd.grad(-policy_loss, list(policy.parameters()))
+    torch.testing.assert_close(estimate, torch.cat([g.reshape(-1) for g in expected]), rtol=1e-6, atol=1e-9)
+
+
 def test_rewards_to_go_by_hand():
     rewards = torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0], dtype=torch.float64)
     episode = torch.tensor([0, 0, 0, 1, 1])

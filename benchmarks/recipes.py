@@ -1,0 +1,111 @@
+"""The MuJoCo recipes at a step budget, against the anchors: Spinning Up's VPG and Tianshou's REINFORCE.
+
+    .venv/bin/python benchmarks/recipes.py                                  # the four recipes, seed 0, 3M steps
+    .venv/bin/python benchmarks/recipes.py --tasks hopper --seeds 0 1 2 --steps 3000000
+
+Each run trains configs/<task>.yaml on the Ray backend (every worker of one local Ray instance) into a
+run folder (runs/recipes/<task>-<seed>: metrics.csv, curve.png, checkpoint.pt) until its env steps
+reach --steps, then evaluates the final policy with pgdist's evaluator (20 episodes with the mode, 20
+sampled, seed 12345). Printed per task: the mean training-batch return of the last 10 iterations at
+every 0.5M steps and at the end (the anchors' metric), the evaluations, the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from harness import ROOT, number, one_ray_instance, print_machine, table  # beside this script
+
+TASKS = {"hopper": "configs/hopper.yaml", "halfcheetah": "configs/halfcheetah.yaml",
+         "walker2d": "configs/walker2d.yaml", "ant": "configs/ant.yaml"}
+# at 3M steps, -v3 tasks, as thu-ml/tianshou examples/mujoco/README.md gives them: its REINFORCE (10 seeds)
+# and Spinning Up's VPG (PyTorch, read off Spinning Up's graphs, "~")
+ANCHORS = {"hopper": "VPG ~800, Tianshou 396 ± 65", "halfcheetah": "VPG ~600, Tianshou 884 ± 41",
+           "walker2d": "VPG ~460, Tianshou 412 ± 52", "ant": "VPG ~5, Tianshou 475 ± 134"}
+EVAL_EPISODES, EVAL_SEED, LAST = 20, 12345, 10
+MARKS = (500_000, 1_000_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000)
+
+
+class StopAtSteps:
+    """A training callback: stop once the iterations' env steps reach ``steps``; keeps the rows."""
+
+    def __init__(self, steps: int):
+        self.steps, self.rows, self.taken = steps, [], 0
+
+    def on_start(self, learner):
+        return None
+
+    def on_sample(self, learner, batch):
+        pass
+
+    def on_iteration(self, learner, metrics):
+        self.rows.append(metrics)
+        self.taken += metrics["steps"]
+        return self.taken < self.steps
+
+    def on_end(self, learner, metrics):
+        pass
+
+
+def last_mean_at(rows: list[dict], steps: int) -> float | None:
+    """The mean return of the LAST iterations up to the one that reached ``steps``."""
+    taken = 0
+    for i, row in enumerate(rows):
+        taken += row["steps"]
+        if taken >= steps:
+            return statistics.fmean(r["return_mean"] for r in rows[max(0, i + 1 - LAST) : i + 1])
+    return None
+
+
+def run(task: str, seed: int, steps: int, out: Path) -> list:
+    from pgdist import Config, Learner
+    from pgdist.evaluate import evaluate
+    from pgdist.runs import Run
+    from pgdist.training import train
+
+    config = Config.from_yaml(ROOT / TASKS[task], seed=seed, iterations=10**6, backend="ray")
+    stop = StopAtSteps(steps)
+    start = time.perf_counter()
+    with Learner(config) as learner:
+        folder = Run.create(out / f"{task}-{seed}", config)
+        try:
+            train(learner, [folder, stop])
+        finally:
+            folder.close()
+        seconds = time.perf_counter() - start
+        plain = Config(env=config.env)
+        mode = evaluate(plain, learner.policy, EVAL_EPISODES, greedy=True, seed=EVAL_SEED)
+        sampled = evaluate(plain, learner.policy, EVAL_EPISODES, seed=EVAL_SEED)
+    marks = [number(last_mean_at(stop.rows, mark)) for mark in MARKS if mark <= steps]
+    print(f"  {task} seed {seed}: {marks[-1] if marks else '–'} at {stop.taken:,} steps in {seconds:.0f} s",
+          file=sys.stderr, flush=True)
+    return [f"{task} seed {seed}", *marks, number(last_mean_at(stop.rows, stop.taken)),
+            f"{mode.mean():,.0f} ± {mode.std():,.0f}", f"{sampled.mean():,.0f} ± {sampled.std():,.0f}",
+            number(seconds), ANCHORS[task]]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--steps", type=int, default=3_000_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "recipes")
+    args = parser.parse_args()
+    print_machine()
+    rows = []
+    with one_ray_instance():
+        for task in args.tasks:
+            for seed in args.seeds:
+                rows.append(run(task, seed, args.steps, args.out))
+    marks = [f"{mark / 1e6:g}M" for mark in MARKS if mark <= args.steps]
+    table(["run (last-10 mean return at)", *marks, "at the end", f"eval, mode ({EVAL_EPISODES})",
+           f"eval, sampled ({EVAL_EPISODES})", "wall s", "anchors at 3M"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -142,9 +142,10 @@ def test_one_seed_gives_one_theta_whatever_the_workers(backend, workers):
 
 def test_normalised_observations_and_gae_give_one_theta_whatever_the_workers(borrowed_actors):
     """The normaliser's statistics come from the chunk sums alone: theta and the statistics are the
-    same on 3 Ray workers as in one process."""
+    same on 3 Ray workers as in one process (episodes cut at 40 steps: GAE bootstraps them)."""
     config = Config(env="Pendulum-v1", episodes=12, chunk_episodes=2, envs_per_chunk=2, lr=0.01, workers=3,
-                    backend="ray", seed=8, normalize_observations=True, returns="gae", baseline="value")
+                    backend="ray", seed=8, normalize_observations=True, returns="gae", baseline="value",
+                    max_episode_steps=40)
     thetas = []
     for backend in ("ray", "local"):
         with Learner(config.replace(backend=backend)) as learner:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
-from pgdist.normalization import Normalized
+from pgdist.normalization import unwrapped
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -47,7 +47,7 @@ class ActionOutput(nn.Module):
     def __init__(self, policy: nn.Module):
         super().__init__()
         self.policy = policy
-        inner = policy.module if isinstance(policy, Normalized) else policy
+        inner = unwrapped(policy)
         self.to_env = inner.to_env if getattr(inner, "squashed", False) else None
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:

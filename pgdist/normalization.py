@@ -64,6 +64,11 @@ def normalized(module: nn.Module | None, config: Config, observation_size: int) 
     return Normalized(module, ObservationNormalizer(observation_size, config.observation_clip).to(dtype))
 
 
+def unwrapped(module: nn.Module) -> nn.Module:
+    """The module behind an observation normaliser, or the module itself."""
+    return module.module if isinstance(module, Normalized) else module
+
+
 def normalizers(*modules: nn.Module | None) -> list[ObservationNormalizer]:
     return [m.normalizer for m in modules if isinstance(m, Normalized)]
 

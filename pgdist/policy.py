@@ -21,7 +21,7 @@ from torch.nn import functional
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
 
 from pgdist.convolution import ImagePolicy, ImageValueFunction, is_image
-from pgdist.normalization import Normalized
+from pgdist.normalization import unwrapped
 
 
 def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -304,7 +304,7 @@ OWN_POLICIES = (Policy, GaussianPolicy, MultiCategoricalPolicy, BernoulliPolicy)
 def env_action_map(policy: nn.Module):
     """From a lockstep's sampled actions (an array) to what the env takes, where the policy squashes them
     (its ``to_env``, behind a normaliser too); None where they go as they are."""
-    inner = policy.module if isinstance(policy, Normalized) else policy
+    inner = unwrapped(policy)
     if not getattr(inner, "squashed", False):
         return None
     return lambda actions: inner.to_env(torch.from_numpy(actions)).numpy()
@@ -313,7 +313,7 @@ def env_action_map(policy: nn.Module):
 def has_own_act(policy: nn.Module) -> bool:
     """Whether ``policy.act`` draws what ``sample(policy(states))`` draws: one of pgdist's own policies
     (its forward not overridden), or such a policy behind an observation normaliser."""
-    inner = policy.module if isinstance(policy, Normalized) else policy
+    inner = unwrapped(policy)
     return type(inner).forward in tuple(own.forward for own in OWN_POLICIES)
 
 

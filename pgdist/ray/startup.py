@@ -27,6 +27,7 @@ from pgdist.envs import import_root
 from pgdist.ray.private import REGISTRATION_MISSED, local_start
 
 LOCAL_STARTS = 2  # tries of a local start whose raylet missed Ray's registration wait
+END_GRACE_S = 2.0  # from SIGTERM to SIGKILL for the processes of a start that missed it
 
 
 def start_ray(address: str | None, runtime_env: dict | None = None) -> str | None:
@@ -84,13 +85,14 @@ def _descendants() -> list[psutil.Process]:
 
 
 def _end(processes: list[psutil.Process]) -> None:
-    """Terminate ``processes``, and kill those still there after 10 s."""
+    """Terminate ``processes``, and kill those still there after END_GRACE_S (a raylet that never registered
+    outlives a SIGTERM by 10 s or more: its drain waits on a GCS that does not know it)."""
     for process in processes:
         try:
             process.terminate()
         except psutil.NoSuchProcess:
             pass
-    for process in psutil.wait_procs(processes, timeout=10)[1]:
+    for process in psutil.wait_procs(processes, timeout=END_GRACE_S)[1]:
         try:
             process.kill()
         except psutil.NoSuchProcess:

@@ -224,6 +224,8 @@ def iterate(learner, run, state: dict | None, interrupts: Interrupts, wandb: str
         callbacks.append(WandbLogger(wandb, folder=run.folder, name=run.folder.name))
     history = train(learner, callbacks)
     print(f"pgdist: {learner.noise_summary()}")
+    if learner.goodput is not None:
+        print(f"pgdist: {learner.goodput.summary()}")
     stopped = bool(history) and history[-1]["stopped"]
     if stopped:
         print(f"pgdist: mean return {history[-1]['return_mean']:.2f} >= stop_return {config.stop_return}; "

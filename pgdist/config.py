@@ -17,8 +17,9 @@ import yaml
 VECTOR_ENVS = ("gymnasium", "envpool")  # what steps a chunk's copies: pgdist.vector_envs
 RETURNS = ("total", "reward_to_go", "gae")  # the choices of each estimator field: pgdist.estimators
 BASELINES = ("none", "mean", "value")
-INITS = ("default", "orthogonal")
-BOUNDS = ("clip", "tanh")  # of a Gaussian policy's actions at a Box's bounds: pgdist.policy.GaussianPolicy  # of the networks' weights: pgdist.policy.make_policy
+INITS = ("default", "orthogonal")  # of the networks' weights: pgdist.policy.make_policy
+BOUNDS = ("clip", "tanh")  # of a Gaussian policy's actions at a Box's bounds: pgdist.policy.GaussianPolicy
+LR_SCALINGS = ("none", "sqrt", "adascale")  # of the policy's lr with adaptive N: pgdist.goodput.learning_rate_gain
 SCHEDULES = ("constant", "linear")  # of the learning rate: pgdist.optim.learning_rate_factor
 DEFAULT_MAX_EPISODE_STEPS = 10_000  # the cap of an env without a time limit of its own: pgdist.envs
 
@@ -48,8 +49,19 @@ class Config:
     episodes: int = _field(10, "N, the trajectories behind each gradient step (Eq. 19, 23)")
     episodes_max: int | None = _field(
         None,
-        "adaptive N: if set, each iteration's N follows the measured gradient noise scale, in whole "
-        "chunks of chunk_episodes, from 'episodes' (the first iterations' N and the least) up to this",
+        "adaptive N: if set, each iteration's N is the one of most goodput (progress per env step, from the "
+        "measured gradient noise scale and the planned workers), in whole chunks of chunk_episodes, from "
+        "'episodes' (the first iterations' N and the least) up to this",
+    )
+    iteration_cost: float = _field(
+        0.0,
+        "adaptive N: the fixed cost of an iteration (the learner's step, the broadcast and the gather) in env "
+        "steps of one worker; the larger, the larger the N that pays",
+    )
+    lr_scaling: str = _field(
+        "none",
+        "adaptive N: how the policy's lr follows N against the least N N0: 'none', 'sqrt' (sqrt(N/N0)) or "
+        "'adascale' (AdaScale's gain from the noise scale)",
     )
     lr: float = _field(1e-3, "the optimizer's learning rate (alpha in Eq. 4; the optimizer is Adam unless the Learner is given another)")
     lr_schedule: str = _field(
@@ -158,6 +170,10 @@ class Config:
             value = getattr(self, name)
             if (value is not None or name == "lr") and not (_number(value) and 0.0 < value < math.inf):
                 _fail(name, value, "a number > 0" + ("" if name == "lr" else " or null"))
+        if self.lr_scaling not in LR_SCALINGS:
+            _fail("lr_scaling", self.lr_scaling, " or ".join(map(repr, LR_SCALINGS)))
+        if not (_number(self.iteration_cost) and 0.0 <= self.iteration_cost < math.inf):
+            _fail("iteration_cost", self.iteration_cost, "a number of env steps >= 0")
         if self.lr_schedule not in SCHEDULES:
             _fail("lr_schedule", self.lr_schedule, " or ".join(map(repr, SCHEDULES)))
         if any(not isinstance(size, int) or size < 1 for size in self.hidden):

@@ -27,6 +27,7 @@ from pgdist.config import Config, ConfigError
 from pgdist.convolution import is_image
 from pgdist.envs import EnvError, EnvSpaces, env_spaces, time_limit
 from pgdist.estimators import POLICY_SUMS, Estimator, explained_variance, loss
+from pgdist.goodput import Goodput, learning_rate_gain
 from pgdist.layout import MIN_CHUNK, layout
 from pgdist.metrics import METRICS
 from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
@@ -108,10 +109,18 @@ class Learner:
         self.draws = 0  # sampling calls made; with the seed, it names every chunk's randomness
         self.told_truncated = False  # said once that max_episode_steps cuts episodes
         self.noise_scale = NoiseScale()  # B_simple, smoothed over sampling calls (noise.py)
-        self.episodes = config.episodes  # the next iteration's N; with episodes_max, it follows the noise scale
+        self.episodes = config.episodes  # the next iteration's N; with episodes_max, the one of most goodput
         self.layout = layout(config)  # chunk_episodes and envs_per_chunk: the overrides, else the rule's
         self.backend = (backend or make_backend)(config, policy, self.value)
+        self.goodput = None  # adaptive N's controller, with episodes_max (goodput.py)
+        if config.episodes_max is not None:
+            self.goodput = Goodput(config.episodes, config.episodes_max, self.layout.chunk_episodes,
+                                   self.planned_workers(), config.iteration_cost)
         self.tell_idle_workers()
+
+    def planned_workers(self) -> int:
+        """The workers adaptive N plans for: ``workers`` where set, else the CPUs Ray sees (1 on the local backend)."""
+        return self.config.workers or getattr(self.backend, "cpus", self.backend.workers)
 
     def tell_idle_workers(self) -> None:
         """Say, in pgdist's words, when N makes fewer chunks than there are workers (or, with the default
@@ -171,8 +180,9 @@ class Learner:
         self.tell_truncated(total)
         noise = self.measure_noise(total, squares)
         self.noise_scale.update(noise, total.episodes)
-        if self.config.episodes_max is not None:
-            self.episodes = adapted_episodes(self.noise_scale, total.episodes, self.config, self.layout.chunk_episodes)
+        if self.goodput is not None:
+            self.goodput.add(total.env_steps, total.episodes)
+            self.episodes = self.goodput.next_episodes(self.noise_scale, total.episodes).episodes
         return Batch(total, noise, self.backend.live_workers(), time.perf_counter() - start)
 
     def update(self, batch: Batch) -> dict:
@@ -190,7 +200,9 @@ class Learner:
             set_gradients(torch.as_tensor(batch.sums.value_gradient_sum / batch.sums.steps), self.value)
         if self.config.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
-        set_learning_rates(self.optimizer, learning_rate_factor(self.config.lr_schedule, self.version, self.config.iterations))
+        gain = learning_rate_gain(self.config.lr_scaling, batch.episodes, self.config.episodes, self.noise_scale.value)
+        set_learning_rates(self.optimizer, learning_rate_factor(self.config.lr_schedule, self.version, self.config.iterations),
+                           policy_gain=gain)
         self.optimizer.step()
         self.version += 1
         self.update_normalizers(batch.sums)
@@ -305,6 +317,7 @@ class Learner:
             "draws": self.draws,
             "noise_scale": self.noise_scale.state_dict(),
             "episodes": self.episodes,
+            "goodput": None if self.goodput is None else self.goodput.state_dict(),
             "observations": None if self.observations is None else self.observations.state_dict(),
             "config": self.config.to_dict(),
         }
@@ -319,6 +332,8 @@ class Learner:
         if "noise_scale" in state:  # a checkpoint from before the noise scale starts its averages afresh
             self.noise_scale.load_state_dict(state["noise_scale"])
         self.episodes = state.get("episodes", self.config.episodes)
+        if self.goodput is not None and state.get("goodput") is not None:
+            self.goodput.load_state_dict(state["goodput"])
         if self.observations is not None:
             self.observations.load_state_dict(state["observations"])
 
@@ -364,20 +379,3 @@ def add_chunk(total: ChunkResult | None, squares: ChunkSquares, result: ChunkRes
         return result.writable()
     total.add(result)
     return total
-
-
-def adapted_episodes(noise_scale: NoiseScale, episodes: int, config: Config, chunk_episodes: int) -> int:
-    """Adaptive N: the measured noise scale in whole chunks, within [episodes, episodes_max].
-
-    Until the averaged |G|^2 stands clear of its noise (``NoiseScale.resolved``), the gradient
-    is lost in the noise of N episodes and the measured noise scale reads about N whatever it
-    is: N doubles. N moves by a factor of 2 at most per iteration, as the measured noise scale
-    of RL's heavy-tailed gradients scatters by about that much. N is a function of the chunk
-    sums alone, never of the workers, so one seed still gives one theta, and resuming from a
-    checkpoint (which holds N and the averages) the same N.
-    """
-    if not noise_scale.resolved():
-        return min(2 * episodes, config.episodes_max)
-    target = min(max(noise_scale.value, episodes / 2), 2 * episodes)  # a factor of 2 at most per step
-    chunks = max(1, round(target / chunk_episodes))
-    return min(max(chunks * chunk_episodes, config.episodes), config.episodes_max)

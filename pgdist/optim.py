@@ -124,8 +124,9 @@ def learning_rate_factor(schedule: str, version: int, iterations: int) -> float:
     return 1.0
 
 
-def set_learning_rates(optimizer, factor: float) -> None:
-    """Scale every group's lr from its initial lr (kept as torch's schedulers keep it, in 'initial_lr')."""
-    for group in optimizer.param_groups:
+def set_learning_rates(optimizer, factor: float, policy_gain: float = 1.0) -> None:
+    """Scale every group's lr from its initial lr (kept as torch's schedulers keep it, in 'initial_lr'), the
+    policy's (the first group: ``Learner.parameter_groups``) by ``policy_gain`` too (adaptive N's lr_scaling)."""
+    for index, group in enumerate(optimizer.param_groups):
         group.setdefault("initial_lr", group["lr"])
-        group["lr"] = group["initial_lr"] * factor
+        group["lr"] = group["initial_lr"] * factor * (policy_gain if index == 0 else 1.0)

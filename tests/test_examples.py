@@ -23,7 +23,9 @@ def test_custom_env_learns_its_corridor(request):
 
 def test_embed_learner_trains_the_users_policy_and_saves_it(request, tmp_path):
     saved = tmp_path / "policy.pt"
-    out = run_example("embed_learner.py", "--iterations", "4", "--save", str(saved), root=request.config.rootpath)
+    # the local backend: what is checked is the user's module, optimizer and callbacks (Ray's path: test_readme)
+    out = run_example("embed_learner.py", "--iterations", "4", "--backend", "local", "--save", str(saved),
+                      root=request.config.rootpath)
     assert len(re.findall(r"^iteration", out, flags=re.M)) == 4
     assert "estimated |grad J| at the end" in out
     state = torch.load(saved, weights_only=True)

@@ -32,6 +32,8 @@ import torch
 from pgdist import Config, Learner, Policy
 from pgdist.config import ConfigError
 from pgdist.estimators import Estimator, POLICY_SUMS
+from pgdist.goodput import Goodput, learning_rate_gain
+from pgdist.noise import NoiseEstimate, NoiseScale
 from pgdist.policy import GaussianPolicy, parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 from pgdist.metrics import TIMINGS
@@ -151,16 +153,16 @@ def test_chunk_squares_equal_the_chunk_sums_formed_one_by_one(estimator):
 
 
 def test_estimates_and_adaptive_n_do_not_depend_on_the_workers(borrowed_actors):
-    """One seed, one set of chunks: local, 1 and 3 Ray workers give the same estimates and N, step after step."""
-    names = ("episodes", "trace_sigma", "grad_sq", "noise_scale")
-    _, rows, local_theta = adaptive_run("local", 1, iterations=3)
+    """One seed, one set of chunks: the local backend's one worker and 3 Ray workers give the same estimates
+    and N, step after step, where both plan for 3 workers (goodput.py: ``workers`` pins N's schedule)."""
+    names = ("episodes", "trace_sigma", "grad_sq", "noise_scale", "lr")
+    _, rows, local_theta = adaptive_run("local", 3, iterations=3)
     local = np.array([[row[name] for name in names] for row in rows], dtype=float)
     assert np.isfinite(local[:, :3]).all()
-    for workers in (1, 3):
-        _, rows, theta = adaptive_run("ray", workers, iterations=3)
-        np.testing.assert_allclose(np.array([[row[name] for name in names] for row in rows], dtype=float), local,
-                                   rtol=1e-6)
-        torch.testing.assert_close(theta, local_theta, rtol=1e-5, atol=1e-6)
+    assert len(set(local[:, 0])) > 1  # N moved
+    _, rows, theta = adaptive_run("ray", 3, iterations=3)
+    np.testing.assert_allclose(np.array([[row[name] for name in names] for row in rows], dtype=float), local, rtol=1e-6)
+    torch.testing.assert_close(theta, local_theta, rtol=1e-5, atol=1e-6)
 
 
 def test_one_chunk_has_no_estimate_and_says_why():
@@ -173,45 +175,57 @@ def test_one_chunk_has_no_estimate_and_says_why():
 
 
 def adaptive_run(backend, workers, iterations=7, **overrides):
-    """Each iteration's metrics, and the final theta, of a short adaptive-N run on CartPole-v1."""
-    config = Config(**{**dict(env="CartPole-v1", episodes=60, episodes_max=480, chunk_episodes=20,
-                              envs_per_chunk=20, workers=workers, backend=backend, seed=6, lr=0.01), **overrides})
+    """Each iteration's metrics, and the final theta, of a short adaptive-N run on CartPole-v1.
+
+    At theta_0 CartPole-v1's noise scale is about 120 episodes, which N = 400 resolves at once; a
+    fixed cost of 10^6 env steps per iteration makes a larger N pay (goodput.py).
+    """
+    config = Config(**{**dict(env="CartPole-v1", episodes=400, episodes_max=1600, chunk_episodes=40,
+                              envs_per_chunk=40, workers=workers, backend=backend, seed=6, lr=0.01,
+                              iteration_cost=1e6, lr_scaling="adascale"), **overrides})
     with Learner(config) as learner:
         rows = [learner.step() for _ in range(iterations)]
         theta = parameters_to_vector(learner.policy)
+        summary = learner.goodput.summary()
+    assert summary.startswith(f"adaptive N ranged {min(r['episodes'] for r in rows)}-"), summary
     return config, rows, theta
 
 
-def test_adaptive_n_moves_toward_the_noise_scale_within_bounds():
-    """At theta_0 CartPole-v1's noise scale is a few hundred episodes; N starts at 60.
-
-    N doubles while the gradient is lost in the noise, then follows the measured noise scale
-    (by a factor of 2 at most per step), in whole chunks, never outside [episodes, episodes_max].
-    """
-    config, rows, _ = adaptive_run("local", 1)
+def test_adaptive_n_is_the_goodput_controllers_choice_within_bounds_and_the_lr_follows_it():
+    """Each iteration's N is what goodput.py chooses from the iterations' own chunk sums (a fresh controller
+    replaying the metrics agrees), in whole chunks within [episodes, episodes_max], by 2x at most; and the
+    policy's lr of each step is lr times AdaScale's gain for its N and the noise scale after its batch."""
+    config, rows, _ = adaptive_run("local", 2, iterations=6)
     schedule = [row["episodes"] for row in rows]
-    assert schedule[0] == config.episodes
+    assert schedule[0] == config.episodes and len(set(schedule)) > 1, schedule
     assert all(config.episodes <= n <= config.episodes_max and n % config.chunk_episodes == 0 for n in schedule)
-    noise_scale = rows[-1]["noise_scale"]
-    assert noise_scale is not None and noise_scale > 2 * config.episodes
-    target = min(noise_scale, config.episodes_max)
-    distance = [abs(math.log(n / target)) for n in schedule]
-    assert distance[-1] < math.log(2) and distance[-1] < distance[0], (schedule, noise_scale)
-    _, capped, _ = adaptive_run("local", 1, iterations=4, episodes_max=100)
-    assert [row["episodes"] for row in capped] == [60, 100, 100, 100]
+    assert all(b <= 2 * a and a <= 2 * b for a, b in zip(schedule, schedule[1:]))
+    replay, averages = Goodput(config.episodes, config.episodes_max, config.chunk_episodes, 2, config.iteration_cost), NoiseScale()
+    for row, following in zip(rows, rows[1:]):
+        averages.update(NoiseEstimate(row["trace_sigma"], row["grad_sq"]), row["episodes"])
+        replay.add(row["env_steps"], row["episodes"])
+        assert replay.next_episodes(averages, row["episodes"]).episodes == following["episodes"]
+        assert averages.value == pytest.approx(row["noise_scale"], rel=1e-9)
+    for row in rows:
+        gain = learning_rate_gain("adascale", row["episodes"], config.episodes, row["noise_scale"])
+        assert row["lr"] == pytest.approx(config.lr * gain, rel=1e-12)
+    assert any(row["lr"] > config.lr for row in rows)
+    _, capped, _ = adaptive_run("local", 2, iterations=4, episodes_max=820)
+    assert max(row["episodes"] for row in capped) == 800  # whole chunks of 40 under 820
 
 
 def test_resume_gives_the_uninterrupted_n_schedule_and_theta(tmp_path, request):
     """A run that died after iteration 4, its last checkpoint at iteration 3, resumes to the same N and theta."""
     root = request.config.rootpath
     straight, crashed = tmp_path / "straight", tmp_path / "crashed"
-    flags = ["--env", "CartPole-v1", "--episodes", "60", "--episodes-max", "240", "--chunk-episodes", "20",
-             "--envs-per-chunk", "20", "--lr", "0.01", "--seed", "6", "--iterations", "5", "--checkpoint-every", "3",
-             "--backend", "local"]
+    flags = ["--env", "CartPole-v1", "--episodes", "400", "--episodes-max", "1600", "--chunk-episodes", "40",
+             "--envs-per-chunk", "40", "--lr", "0.01", "--seed", "6", "--iterations", "5", "--checkpoint-every", "3",
+             "--iteration-cost", "1e6", "--lr-scaling", "adascale", "--workers", "2", "--backend", "local"]
     result = train(*flags, "--out", str(straight), cwd=root)
     assert result.returncode == 0, result.stderr
     assert "measured noise scale ≈" in result.stdout
-    assert "pgdist: CartPole-v1, N from 60, adaptive up to 240, 1 worker(s)" in result.stdout
+    assert "pgdist: CartPole-v1, N from 400, adaptive up to 1600, 1 worker(s)" in result.stdout
+    assert "pgdist: adaptive N ranged 400-" in result.stdout
     shutil.copytree(straight, crashed)
     shutil.copy(crashed / "checkpoint-000003.pt", crashed / "checkpoint.pt")
     result = run_command("resume", str(crashed), cwd=root)
@@ -225,6 +239,7 @@ def test_resume_gives_the_uninterrupted_n_schedule_and_theta(tmp_path, request):
     final = torch.load(crashed / "checkpoint.pt", weights_only=True)
     reference = torch.load(straight / "checkpoint.pt", weights_only=True)
     assert final["episodes"] == reference["episodes"] and final["noise_scale"] == reference["noise_scale"]
+    assert final["goodput"] == reference["goodput"]
     for key, tensor in reference["policy"].items():
         torch.testing.assert_close(final["policy"][key], tensor, rtol=0, atol=0)
 

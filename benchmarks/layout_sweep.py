@@ -26,7 +26,8 @@ from pgdist import Config
 from pgdist.envs import env_spaces
 from pgdist.estimators import Estimator
 from pgdist.layout import layout, rule_envs_per_chunk
-from pgdist.policy import make_policy, parameters_to_vector
+from pgdist.policy import make_policy
+from pgdist.theta import parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 
 from harness import in_turn, median, number, one_ray_instance, print_machine, table  # beside this script

@@ -39,7 +39,8 @@ from pgdist import Config
 from pgdist.envs import env_spaces
 from pgdist.estimators import Estimator
 from pgdist.layout import layout
-from pgdist.policy import make_policy, parameters_to_vector
+from pgdist.policy import make_policy
+from pgdist.theta import parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 
 from harness import Meter, config_overrides, in_turn, median, number, print_machine, table, vector_env_steps  # beside this

@@ -52,7 +52,8 @@ from pgdist import Config, Learner, Policy
 from pgdist.envs import atari_vector_env, env_actions, env_spaces, is_atari, make_env, observation_rows
 from pgdist.layout import layout
 from pgdist.learner import make_backend
-from pgdist.policy import actor, make_policy, policy_input
+from pgdist.policy import actor, make_policy
+from pgdist.sampling import policy_input
 from pgdist.reference import train as reference_train
 from pgdist.worker import RolloutWorker
 

@@ -9,7 +9,7 @@ from pgdist.estimators import Estimator
 from pgdist.backends import one_torch_thread
 from pgdist.config import Config
 from pgdist.layout import MAX_ENVS
-from pgdist.policy import state_to_vector
+from pgdist.theta import state_to_vector
 from pgdist.worker import Chunk, RolloutWorker
 
 

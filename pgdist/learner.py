@@ -33,7 +33,8 @@ from pgdist.metrics import METRICS
 from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
 from pgdist.normalization import ObservationStatistics, normalized, normalizers
 from pgdist.optim import Adam, learning_rate_factor, set_learning_rates
-from pgdist.policy import check_policy, make_policy, make_value_function, set_gradients, state_to_vector
+from pgdist.policy import check_policy, make_policy, make_value_function
+from pgdist.theta import set_gradients, state_to_vector
 from pgdist.vector_envs import check_vector_env
 from pgdist.worker import ChunkResult, make_chunks
 

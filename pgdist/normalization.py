@@ -5,7 +5,7 @@ Exact and distributed (../shared/DESIGN.md, "State the learner broadcasts beside
 each chunk returns the count, sum_t s_t and sum_t s_t^2 of its steps' observations with its
 gradient sums; the learner adds them (``ObservationStatistics``) and, after the iteration's
 step, writes mu and sigma into the normaliser, a buffer of the policy module that travels with
-theta to the workers (``pgdist.policy.state_to_vector``). Within an iteration the normaliser is
+theta to the workers (``pgdist.theta.state_to_vector``). Within an iteration the normaliser is
 fixed, so the gradient is exact for the policy it defines; it is a function of the chunk sums
 alone, so one seed gives one theta for any number of workers; it is in the policy's
 state_dict, so checkpoints, ``eval``, ``--video`` and ``export`` carry it.

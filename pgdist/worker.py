@@ -18,7 +18,9 @@ from pgdist.envs import EnvError
 from pgdist.vector_envs import make_vector_env, where_in_episode
 from pgdist.estimators import Estimator, discounted_returns, generalized_advantages, policy_gradient_sum, value_sums
 from pgdist.normalization import normalizers, observation_sums
-from pgdist.policy import actor, env_action_map, policy_input, vector_to_state
+from pgdist.policy import actor, env_action_map
+from pgdist.sampling import policy_input
+from pgdist.theta import vector_to_state
 
 
 @dataclass(frozen=True)

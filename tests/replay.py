@@ -9,7 +9,8 @@ import torch
 
 from pgdist.estimators import Estimator
 from pgdist.layout import layout
-from pgdist.policy import Policy, state_to_vector
+from pgdist.policy import Policy
+from pgdist.theta import state_to_vector
 from pgdist.reference import generate_tau
 from pgdist.worker import RolloutWorker, make_chunks
 

@@ -8,7 +8,7 @@ import torch
 
 from pgdist.estimators import Estimator
 from pgdist import Config, Learner, Policy, StaleResultError, train
-from pgdist.policy import parameters_to_vector, state_to_vector
+from pgdist.theta import parameters_to_vector, state_to_vector
 from pgdist import worker as worker_module
 from pgdist.worker import RolloutWorker, make_chunks
 from replay import float64_policy, recorded_trajectories, reference_gradient

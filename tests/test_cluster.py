@@ -67,7 +67,7 @@ for run in runs:
     pauses = {pause["after"]: pause for pause in run.get("pauses", [])}
     report = {}
     with pgdist.Learner(config) as learner:
-        report["theta_start"] = pgdist.policy.parameters_to_vector(learner.policy).tolist()
+        report["theta_start"] = pgdist.theta.parameters_to_vector(learner.policy).tolist()
         if config.backend == "ray":
             import ray
 

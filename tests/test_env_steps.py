@@ -8,7 +8,7 @@ import torch
 import pytest
 
 from pgdist import Config, Learner
-from pgdist.policy import parameters_to_vector
+from pgdist.theta import parameters_to_vector
 
 # Taken on main at 493169a (every copy stepped at every lockstep), 2026-12-07; one chunk an iteration,
 # so the sum of chunks has one order on either backend. Five copies for more episodes than copies:

@@ -12,9 +12,9 @@ from torch import nn
 
 from pgdist.estimators import Estimator
 from pgdist.config import Config
-from pgdist.policy import (
-    BernoulliPolicy, GaussianPolicy, MultiCategoricalPolicy, Policy, actor, inverse_cdf, parameters_to_vector, sample,
-)
+from pgdist.policy import actor, BernoulliPolicy, GaussianPolicy, MultiCategoricalPolicy, Policy
+from pgdist.sampling import inverse_cdf, sample
+from pgdist.theta import parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 
 POLICIES = [

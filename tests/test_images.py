@@ -13,7 +13,8 @@ from pgdist import worker as worker_module
 from pgdist.convolution import ImagePolicy, ImageValueFunction
 from pgdist.envs import env_spaces
 from pgdist.estimators import Estimator
-from pgdist.policy import GaussianPolicy, Policy, make_policy, make_value_function, parameters_to_vector
+from pgdist.policy import GaussianPolicy, make_policy, make_value_function, Policy
+from pgdist.theta import parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 from replay import recorded_trajectories, reference_gradient
 from test_estimators import one_process_loss

@@ -8,7 +8,7 @@ import torch
 from pgdist import Config, Learner
 from pgdist.backends import LocalBackend
 from pgdist.layout import MAX_CHUNK, MAX_CHUNK_STEPS, MAX_ENVS, MIN_CHUNK, layout
-from pgdist.policy import parameters_to_vector
+from pgdist.theta import parameters_to_vector
 
 SIZES = [1, 10, 999, 1000, 2000, 4000, 32000, 100_000, 1_000_000, 10_000_000]
 

@@ -10,7 +10,8 @@ from torch.distributions import Beta
 from pgdist import Config, Learner
 from pgdist.backends import LocalBackend
 from pgdist.metrics import METRICS
-from pgdist.policy import PolicyError, parameters_to_vector
+from pgdist.policy import PolicyError
+from pgdist.theta import parameters_to_vector
 from pgdist.evaluate import evaluate
 from pgdist.training import Callback, Evaluate, train
 from replay import float64_policy

@@ -34,7 +34,8 @@ from pgdist.config import ConfigError
 from pgdist.estimators import Estimator, POLICY_SUMS
 from pgdist.goodput import Goodput, learning_rate_gain
 from pgdist.noise import NoiseEstimate, NoiseScale
-from pgdist.policy import GaussianPolicy, parameters_to_vector
+from pgdist.policy import GaussianPolicy
+from pgdist.theta import parameters_to_vector
 from pgdist.worker import RolloutWorker, make_chunks
 from pgdist.metrics import TIMINGS
 from replay import float64_policy

@@ -14,7 +14,7 @@ import torch
 from pgdist import Config, Learner
 from pgdist.ray import backend as ray_backend
 from pgdist.backends import WorkerError
-from pgdist.policy import parameters_to_vector
+from pgdist.theta import parameters_to_vector
 from tests import hanging_env, killing_env
 from tests.dying_env import ARMED
 from tests.listening import is_loopback, listening_addresses

@@ -14,7 +14,7 @@ import pytest
 from pgdist import Config, Learner
 from pgdist.config import read_yaml
 from pgdist.envs import EnvError, env_spaces
-from pgdist.policy import parameters_to_vector
+from pgdist.theta import parameters_to_vector
 
 RECIPES = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
 MISSING_PACKAGE = ("needs a package that is not installed", "No module named", "Namespace")  # EnvError's words for it

@@ -16,7 +16,7 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 from pgdist import Config, Learner
 from pgdist.envs import env_actions, env_spaces, flat_batch, make_env
 from pgdist.export import export
-from pgdist.policy import BernoulliPolicy, MultiCategoricalPolicy, Policy, actor
+from pgdist.policy import actor, BernoulliPolicy, MultiCategoricalPolicy, Policy
 from replay import recorded_trajectories, reference_gradient
 from test_estimators import one_process_loss
 

@@ -1,325 +1,224 @@
-"""The gradient noise scale over training, and fixed N against adaptive N (``episodes_max``).
+"""Whether adaptive N pays: wall time to a threshold, adaptive N against fixed N around the noise scale.
 
-    .venv/bin/python benchmarks/noise_scale.py                                  # 3 tasks, seeds 0-4, 4 kinds of run
-    .venv/bin/python benchmarks/noise_scale.py --envs CartPole-v1 --seeds 0     # one run of each kind
-    .venv/bin/python benchmarks/noise_scale.py --envs Acrobot-v1 --seeds 0 --runs "fixed N=64" adaptive
-    .venv/bin/python benchmarks/noise_scale.py --report OUT_A OUT_B --out OUT   # one table and figure from several
+    .venv/bin/python benchmarks/noise_scale.py                                   # 3 tasks, seeds 0-4
+    .venv/bin/python benchmarks/noise_scale.py --tasks CartPole-v1 --seeds 0 1   # a quick look
+    .venv/bin/python benchmarks/noise_scale.py --tasks Hopper-v5 --seeds 0 1 2 --budget 600
 
-For each task, its recipe (configs/*.yaml) is run with the recipe's N, with two other fixed N
-(half and twice it), and with adaptive N starting from half the recipe's N (``kinds``), in
-this process on the local backend (no Ray: the comparison is of N, not of the backend). A run
-stops when an iteration's mean return reaches the task's threshold (gymnasium's
-reward_threshold, else ``THRESHOLDS``; that batch takes no step), after --iterations, or once its environment steps reach the task's budget
-(``STEP_BUDGETS``, --steps), so that a large fixed N cannot take the whole machine; a run
-stopped so has not reached the threshold and counts as slower than every run that did.
-Per run it records every iteration's N, noise scale, environment steps, wall seconds
-(``Learner.step``'s own timing, start-up excluded) and CPU seconds so far (``time.process_time``
-of this process from just before the Learner is built: the whole run's compute, start-up included,
-and what other load on the machine leaves unchanged), and writes:
+Per task, on one local Ray instance whose 2 actors every run borrows (so no run waits for its
+actors to start), each kind of run trains the task's recipe (configs/*.yaml) with the run's N:
 
-    OUT/noise_scale.csv     a row per iteration of every run, written as the iteration ends
-    OUT/runs.csv            a row per run that ended (threshold or budget)
-    OUT/noise_scale.md      per task and kind: min / median / max over seeds of each
-    OUT/noise_scale.png     per task, the noise scale (solid), N (dashed) and the return over training
+1. the recipe's N, every seed: the median of its measured noise scale B (metrics' noise_scale,
+   every iteration of every seed) sets the fixed N of the next runs;
+2. fixed N of about B/2, B, 2B and 4B (2 chunks of N/2; N in whole chunks of 8 from 16 up, 4 at least);
+3. adaptive N from the least N (``--least``, chunks of 8) with 2 planned workers and every other
+   setting the default (``episodes_max`` 64 times the least: a run that reaches it is flagged);
+4. the same with ``iteration_cost`` set to the fixed cost fitted on this machine (below), to show
+   what a fixed cost does to N, with each ``lr_scaling`` where N moved (where it did not, every
+   scaling gives the same run).
 
-Wall times are those of whatever else runs on the machine: compare environment steps and CPU seconds.
+A run stops at the first iteration whose batch mean return reaches the threshold (gymnasium's
+reward_threshold, else ``THRESHOLDS``), or when its training seconds pass the task's budget
+(unsolved: slower than every run that solved it). Its time is the sum of the iterations' own
+seconds (``Learner.step``: sampling and update; start-up excluded). Printed and written to OUT
+(runs/noise_scale by default): per task and kind, the seeds that reached the threshold, the
+median (min-max) seconds, the ratio of the median to the best fixed N's, N's range and the
+policy lr's range; OUT/runs.csv (a row per run) and OUT/iterations.csv (a row per iteration).
+The fixed cost of an iteration on this machine is fitted from the recipe runs' iterations
+(seconds = a + b env steps per worker) and printed in env steps (a / b): the scale of
+``iteration_cost``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import io
-import itertools
-import math
-import os
+import statistics
+import sys
 import time
 from pathlib import Path
 
-from pgdist import Callback, Config, Learner, train
-from pgdist.envs import gymnasium_spec
+import numpy as np
 
-from harness import markdown, print_machine, spread  # beside this script
+from harness import ROOT, markdown, one_ray_instance, print_machine  # beside this script
 
-ROOT = Path(__file__).resolve().parent.parent
-RECIPES = {
-    "CartPole-v1": "configs/cartpole.yaml",
-    "Acrobot-v1": "configs/acrobot.yaml",
-    "Pendulum-v1": "configs/pendulum.yaml",
-}
-# The mean return at which a task counts as solved: gymnasium's reward_threshold (CartPole-v1
-# 475, Acrobot-v1 -100) where the task has one. Pendulum-v1 has none; -250 is the threshold
-# Tianshou's tests train it to (thu-ml/tianshou test/continuous/test_ppo.py and the other
-# Pendulum tests there: default_reward_threshold = {"Pendulum-v1": -250}).
-THRESHOLDS = {"Pendulum-v1": -250.0}
-# Environment steps after which a run gives up, a bound on the machine time a large N takes:
-# about 5x what the recipe needs for CartPole-v1 and Acrobot-v1 (0.2M, 0.2-0.4M), and about
-# what configs/pendulum.yaml's comment measured for Pendulum-v1 (1.7-2.4M steps to -200, not -250).
-STEP_BUDGETS = {"CartPole-v1": 1_000_000, "Acrobot-v1": 1_000_000, "Pendulum-v1": 2_500_000}
-# At most about this many points per run in the figure (every k-th iteration), to keep it small.
-POINTS = 60
+RECIPES = {"CartPole-v1": "configs/cartpole.yaml", "Acrobot-v1": "configs/acrobot.yaml",
+           "Pendulum-v1": "configs/pendulum.yaml", "Hopper-v5": "configs/hopper.yaml"}
+# Pendulum-v1 has no reward_threshold: -250 is the one Tianshou's Pendulum tests train to. Hopper-v5's
+# 3,800 stands for "solved"; its 1,000 is reached by standing still, so Hopper is judged at 2,000.
+THRESHOLDS = {"Pendulum-v1": -250.0, "Hopper-v5": 2000.0}
+BUDGETS = {"CartPole-v1": 30.0, "Acrobot-v1": 60.0, "Pendulum-v1": 120.0, "Hopper-v5": 600.0}  # training seconds
+CHUNK = 8
+WORKERS = 2
+SCALINGS = ("none", "sqrt", "adascale")
 
 
 def threshold(env: str) -> float:
+    from pgdist.envs import gymnasium_spec
+
     own = gymnasium_spec(env).reward_threshold
-    return THRESHOLDS[env] if own is None else float(own)
+    return THRESHOLDS.get(env, own)
 
 
-def kinds(recipe: Config) -> dict[str, dict]:
-    """The runs to compare, as Config overrides: fixed N at half, one and twice the recipe's, and adaptive N.
-
-    Half and twice bracket the recipe's N by the same factor on both sides, so that the measured noise scale
-    can be checked against what a smaller and a larger N do. N/2 comes in chunks of N/4, to
-    keep two chunks and a noise scale (the chunk layout does not change the gradient). Adaptive
-    N starts from the smallest fixed N, in the same chunks, and may grow to 64 times the recipe's.
-    """
-    n = recipe.episodes
-    small = {"episodes": n // 2, "chunk_episodes": n // 4}
-    return {
-        f"fixed N={n // 2}": small,
-        f"fixed N={n} (recipe)": {},
-        f"fixed N={2 * n}": {"episodes": 2 * n},
-        f"adaptive N from {n // 2}": {**small, "episodes_max": 64 * n},
-    }
+def fixed_episodes(n: float) -> int:
+    """N in 2 chunks or more: whole chunks of CHUNK from 2 CHUNK up, an even number (2 chunks) below that, 4 at least."""
+    return CHUNK * round(n / CHUNK) if n >= 2 * CHUNK else max(4, 2 * round(n / 2))
 
 
-def chosen(runs: dict[str, dict], prefixes: list[str]) -> list[tuple[str, dict]]:
-    """The runs whose names start with one of ``prefixes``, in the prefixes' order (the cheap, telling ones first)."""
-    picked = {name: runs[name] for prefix in prefixes for name in runs if name.startswith(prefix)}
-    return list(picked.items())
+class Clock:
+    """A training callback: stop at the threshold (that batch's step is not taken) or past the budget."""
+
+    def __init__(self, goal: float, budget: float, rows: list, labels: dict):
+        self.goal, self.budget, self.rows, self.labels = goal, budget, rows, labels
+        self.seconds, self.reached = 0.0, False
+
+    def on_start(self, learner):
+        return None
+
+    def on_sample(self, learner, batch):
+        pass
+
+    def on_iteration(self, learner, metrics):
+        self.seconds += metrics["seconds"]
+        self.reached = metrics["return_mean"] >= self.goal
+        self.rows.append({**self.labels, **{k: metrics[k] for k in ("iteration", "episodes", "env_steps", "seconds",
+                                                                     "return_mean", "noise_scale", "lr")},
+                          "clock": round(self.seconds, 3)})
+        return not self.reached and self.seconds < self.budget
+
+    def on_end(self, learner, metrics):
+        pass
 
 
-class StepBudget(Callback):
-    """Stop once the run's environment steps reach ``budget``."""
+def run(task: str, kind: str, overrides: dict, seed: int, budget: float, lender, iterations: list) -> dict:
+    from pgdist import Config, Learner, train
 
-    def __init__(self, budget: int):
-        self.budget = budget
-        self.steps = 0
-
-    def on_iteration(self, learner, metrics: dict) -> bool:
-        self.steps += metrics["steps"]
-        return self.steps < self.budget
-
-
-class CurveWriter(Callback):
-    """Every iteration's metrics as a row of OUT/noise_scale.csv, written as it ends: a run cut off keeps its curve.
-
-    Made just before the run's Learner, so that its ``cpu_seconds`` (this process's CPU time so far in
-    the run, every thread) counts the run's start-up too.
-    """
-
-    def __init__(self, path: Path, **labels):
-        self.path, self.labels = path, labels
-        self.cpu_start = time.process_time()
-
-    def on_iteration(self, learner, metrics: dict) -> None:
-        append_csv(self.path, {**self.labels, **metrics, "cpu_seconds": round(time.process_time() - self.cpu_start, 3)})
+    config = Config.from_yaml(ROOT / RECIPES[task], **{"seed": seed, "iterations": 10**6, "backend": "ray",
+                                                         "workers": WORKERS, "stop_return": None, **overrides})
+    clock = Clock(threshold(task), budget, iterations, {"task": task, "kind": kind, "seed": seed})
+    with Learner(config, backend=lender) as learner:
+        train(learner, [clock])
+        summary = learner.goodput.summary() if learner.goodput else ""
+    rows = [row for row in iterations if row["task"] == task and row["kind"] == kind and row["seed"] == seed]
+    ns, lrs = [row["episodes"] for row in rows], [row["lr"] for row in rows]
+    result = {"task": task, "kind": kind, "seed": seed, "reached": clock.reached, "seconds": round(clock.seconds, 2),
+              "iterations": len(rows), "env_steps": sum(row["env_steps"] for row in rows),
+              "n_min": min(ns), "n_max": max(ns), "lr_min": min(lrs), "lr_max": max(lrs),
+              "hit_max": config.episodes_max is not None and max(ns) >= config.episodes_max, "why": summary}
+    print(f"  {task} {kind} seed {seed}: {'reached' if clock.reached else 'NOT reached'} in {clock.seconds:.1f} s, "
+          f"{len(rows)} iterations, N {min(ns)}-{max(ns)} {summary}", file=sys.stderr, flush=True)
+    return result
 
 
-def run(config: Config, budget: int, writer: CurveWriter) -> None:
-    with Learner(config) as learner:
-        train(learner, callbacks=[StepBudget(budget), writer])
+def fixed_cost(rows: list[dict]) -> float | None:
+    """a / b of seconds = a + b (env steps per worker), fitted over the iterations' rows: the fixed cost in env steps."""
+    x = np.array([row["env_steps"] / WORKERS for row in rows], dtype=float)
+    y = np.array([row["seconds"] for row in rows], dtype=float)
+    if len(rows) < 3 or np.ptp(x) == 0:
+        return None
+    b, a = np.polyfit(x, y, 1)
+    return float(a / b) if b > 0 else None
 
 
-def summary(rows: list[dict], finished: bool) -> dict:
-    """A run from its curve's rows (as read back from the CSV); ``finished``: it ran to the threshold or its budget."""
-    reached = truthy(rows[-1]["stopped"])
-    noise = [row["noise_scale"] for row in rows if row["noise_scale"] not in (None, "")]
-    return {
-        "env": rows[0]["env"],
-        "run": rows[0]["run"],
-        "ended": "threshold" if reached else "budget" if finished else "cut off",
-        "iterations": len(rows),
-        "env_steps": sum(float(row["steps"]) for row in rows),
-        "seconds": sum(float(row["seconds"]) for row in rows),
-        "cpu_seconds": float(rows[-1]["cpu_seconds"]),
-        "last_noise_scale": float(noise[-1]) if noise else None,
-        "last_episodes": float(rows[-1]["episodes"]),
-    }
+def in_seed_order(task: str, kinds: dict, seeds: list[int], budget: float, lender, iterations: list) -> list[dict]:
+    """Every kind for a seed, then the next seed: the machine's drift falls on every kind alike."""
+    return [run(task, kind, overrides, seed, budget, lender, iterations) for seed in seeds
+            for kind, overrides in kinds.items()]
 
 
-def summaries(curves: list[dict], finished: list[dict]) -> list[dict]:
-    """Every run in ``curves``; those without a row in OUT/runs.csv were cut off before their end."""
-    done = {(row["env"], str(row["seed"]), row["run"]) for row in finished}
-    runs: dict[tuple[str, str, str], list[dict]] = {}
-    for row in curves:
-        runs.setdefault((row["env"], str(row["seed"]), row["run"]), []).append(row)
-    return [summary(rows, key in done) for key, rows in runs.items()]
+def task_runs(task: str, seeds: list[int], least: int, budget: float, lender, iterations: list) -> list[dict]:
+    from pgdist import Config
+
+    recipe = Config.from_yaml(ROOT / RECIPES[task])
+    results = [run(task, f"recipe N={recipe.episodes}", {}, seed, budget, lender, iterations) for seed in seeds]
+    noise = [row["noise_scale"] for row in iterations if row["task"] == task and row["noise_scale"] is not None]
+    b = statistics.median(noise) if noise else float(recipe.episodes)
+    print(f"  {task}: median noise scale at the recipe's N {b:,.0f} episodes", file=sys.stderr, flush=True)
+    named = {}
+    for factor, name in ((0.5, "B/2"), (1, "B"), (2, "2B"), (4, "4B")):
+        n = fixed_episodes(factor * b)
+        named[n] = named.get(n, ()) + (name,)
+    fixed = {f"fixed N={n} ({', '.join(names)})": {"episodes": n, "chunk_episodes": n // 2,
+                                                    "envs_per_chunk": min(n // 2, recipe.envs_per_chunk or n)}
+             for n, names in named.items()}
+    adaptive = {"episodes": least, "episodes_max": 64 * least, "chunk_episodes": CHUNK, "envs_per_chunk": CHUNK}
+    results += in_seed_order(task, {**fixed, f"adaptive from {least}": adaptive}, seeds, budget, lender, iterations)
+    cost = fixed_cost([row for row in iterations if row["task"] == task])
+    print(f"  {task}: fixed cost of an iteration ≈ {'–' if cost is None else f'{cost:,.0f}'} env steps of a worker",
+          file=sys.stderr, flush=True)
+    if cost is not None and cost > 0:  # what a fixed cost does to N (the one fitted here), and each lr_scaling
+        costly = {**adaptive, "iteration_cost": round(cost)}
+        first = in_seed_order(task, {f"adaptive from {least}, iteration_cost {cost:,.0f}, lr none": costly},
+                              seeds, budget, lender, iterations)
+        results += first
+        if any(r["n_max"] > least for r in first):  # else every lr_scaling gives the same run, N = least throughout
+            results += in_seed_order(task, {f"adaptive from {least}, iteration_cost {cost:,.0f}, lr {scaling}":
+                                            {**costly, "lr_scaling": scaling} for scaling in SCALINGS[1:]},
+                                     seeds, budget, lender, iterations)
+    for result in results:
+        result["noise_scale"], result["fixed_cost"] = round(b), cost
+    return results
 
 
-def table(curves: list[dict], finished: list[dict]) -> str:
-    """Per task and kind: how many seeds reached the threshold, and min / median / max of each figure.
-
-    A run that spent its step budget without reaching the threshold counts as slower than every
-    one that reached it ('unsolved' in ``spread``). A run cut off before its end (the deadline)
-    is left out of these figures: its steps so far are shown apart.
-    """
+def report(results: list[dict]) -> str:
     rows = []
-    runs = summaries(curves, finished)
-    envs = list(dict.fromkeys(row["env"] for row in runs))
-    for (env, name), group in sorted(grouped(runs).items(), key=lambda item: (envs.index(item[0][0]), order(item[0][1]))):
-        ended = [r for r in group if r["ended"] != "cut off"]
-        cut = [r for r in group if r["ended"] == "cut off"]
+    for task in dict.fromkeys(r["task"] for r in results):
+        mine = [r for r in results if r["task"] == task]
+        kinds = list(dict.fromkeys(r["kind"] for r in mine))
 
-        def to_threshold(key: str, scale: float = 1.0, digits: int = 0) -> str:
-            if ended and not any(r["ended"] == "threshold" for r in ended):
-                return "not reached"
-            return spread([r[key] / scale if r["ended"] == "threshold" else math.inf for r in ended], digits)
+        def seconds(kind):  # unsolved counts as slower than every solved run
+            return [r["seconds"] if r["reached"] else float("inf") for r in mine if r["kind"] == kind]
 
-        rows.append([
-            f"{env} ({threshold(env):g})",
-            name,
-            f"{sum(r['ended'] == 'threshold' for r in ended)}/{len(ended)}",
-            to_threshold("iterations"),
-            to_threshold("env_steps", 1000),
-            to_threshold("cpu_seconds", digits=1),
-            to_threshold("seconds", digits=1),
-            ", ".join(f"{r['env_steps'] / 1000:.0f}" for r in cut) or "–",
-            spread([r["last_noise_scale"] for r in group if r["last_noise_scale"] is not None], 0),
-            spread([r["last_episodes"] for r in group], 0),
-        ])
-    return markdown(["task (threshold)", "run", "reached", "iterations", "env steps (thousands)", "CPU seconds",
-                     "wall seconds", "cut off at (thousand steps)", "last noise scale", "last N"], rows, left=2)
+        best = min((statistics.median(seconds(k)) for k in kinds if not k.startswith("adaptive")), default=None)
+        for kind in kinds:
+            runs = [r for r in mine if r["kind"] == kind]
+            values = seconds(kind)
+            median = statistics.median(values)
+            low, high = min(values), max(values)
+            text = "–" if median == float("inf") else f"{median:.1f} ({low:.1f}-{'∞' if high == float('inf') else f'{high:.1f}'})"
+            ratio = "–" if median == float("inf") or not best or best == float("inf") else f"{median / best:.2f}"
+            rows.append([f"{task} ({threshold(task):g}; B ≈ {runs[0]['noise_scale']:,})", kind,
+                         f"{sum(r['reached'] for r in runs)}/{len(runs)}", text, ratio,
+                         f"{min(r['n_min'] for r in runs)}-{max(r['n_max'] for r in runs)}",
+                         f"{min(r['lr_min'] for r in runs):.3g}-{max(r['lr_max'] for r in runs):.3g}",
+                         sum(r["hit_max"] for r in runs)])
+    return markdown(["task (threshold; noise scale at the recipe's N)", "run", "reached", "seconds, median (range)",
+                     "÷ best fixed", "N", "policy lr", "hit episodes_max"], rows, left=2)
 
 
-def order(name: str) -> tuple[bool, int]:
-    """Fixed N by N, then adaptive N."""
-    return name.startswith("adaptive"), int(name.split("N=")[-1].split()[0]) if "N=" in name else 0
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
-def grouped(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for row in runs:
-        groups.setdefault((row["env"], row["run"]), []).append(row)
-    return groups
-
-
-def truthy(value) -> bool:
-    return value is True or value == "True"
-
-
-def plot(curves: list[dict], out: Path) -> None:
-    """Per task, against environment steps so far: every run's noise scale (solid) and N (dashed), and its return."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
-
-    envs = list(dict.fromkeys(row["env"] for row in curves))
-    names = sorted(dict.fromkeys(row["run"] for row in curves), key=order)  # one colour per kind in every panel
-    figure = Figure(figsize=(4.5 * len(envs), 6.5))
-    axes = figure.subplots(2, len(envs), squeeze=False, sharex="col")
-    for column, env in enumerate(envs):
-        noise_axis, return_axis = axes[0][column], axes[1][column]
-        runs: dict[tuple[str, str], list[dict]] = {}
-        for row in curves:
-            if row["env"] == env:
-                runs.setdefault((row["run"], row["seed"]), []).append(row)
-        labelled = set()
-        for (name, _), rows in sorted(runs.items(), key=lambda item: order(item[0][0])):
-            colour = f"C{names.index(name)}"
-            every = max(1, len(rows) // POINTS)
-            steps = list(itertools.accumulate(float(r["steps"]) for r in rows))[::every]
-            rows = rows[::every]
-            label = None if name in labelled else name
-            noise_axis.plot(steps, [number_or_nan(r["noise_scale"]) for r in rows], color=colour, linewidth=1,
-                            alpha=0.8, label=label)
-            noise_axis.plot(steps, [float(r["episodes"]) for r in rows], color=colour, linestyle="--", linewidth=1,
-                            alpha=0.5)
-            return_axis.plot(steps, [float(r["return_mean"]) for r in rows], color=colour, linewidth=1, alpha=0.8,
-                             label=label)
-            labelled.add(name)
-        return_axis.axhline(threshold(env), color="black", linewidth=0.8, linestyle=":")
-        noise_axis.set_yscale("log")
-        noise_axis.set_title(f"{env}: noise scale B (solid), N (dashed)", fontsize="medium")
-        noise_axis.set_ylabel("episodes")
-        return_axis.set_title(f"{env}: batch mean return (threshold dotted)", fontsize="medium")
-        return_axis.set_ylabel("return")
-        return_axis.set_xlabel("environment steps so far")
-        for axis in (noise_axis, return_axis):
-            axis.set_xscale("log")
-            axis.xaxis.set_minor_formatter(NullFormatter())  # no crowded labels between the powers of 10
-            axis.legend(fontsize="small")
-            axis.grid(alpha=0.3)
-    figure.tight_layout()
-    save_small(figure, out)
-
-
-def save_small(figure, out: Path) -> None:
-    """The figure as a PNG of 64 colours: about a third of the bytes of matplotlib's, for docs/."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    Image.open(buffer).convert("RGB").quantize(colors=64).save(out, optimize=True)
-
-
-def number_or_nan(value) -> float:
-    return math.nan if value in (None, "") else float(value)
-
-
-def read_csv(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def report(curves: list[dict], finished: list[dict], out: Path) -> None:
-    text = table(curves, finished)
-    (out / "noise_scale.md").write_text(text)
-    plot(curves, out / "noise_scale.png")
-    print(text)
-    print(f"wrote {out / 'noise_scale.md'} and {out / 'noise_scale.png'}")
-
-
-def benchmark(args) -> None:
-    """Every chosen run, its curve to OUT/noise_scale.csv as it goes and a line in OUT/runs.csv at its end."""
-    for env in args.envs:
-        recipe = Config.from_yaml(RECIPES[env], backend="local", iterations=args.iterations,
-                                  stop_return=threshold(env))
-        for seed in args.seeds:
-            for name, overrides in chosen(kinds(recipe), args.runs):
-                writer = CurveWriter(args.out / "noise_scale.csv", env=env, seed=seed, run=name)
-                run(recipe.replace(seed=seed, **overrides), args.steps or STEP_BUDGETS[env], writer)
-                append_csv(args.out / "runs.csv", {
-                    "env": env, "seed": seed, "run": name, "finished_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-                })
-                print(f"{env}, seed {seed}, {name}: done", flush=True)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--iterations", type=int, default=1000, help="at most, per run")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="environment steps at most, per run (default: the task's STEP_BUDGETS)")
-    parser.add_argument("--runs", nargs="+", default=["fixed", "adaptive"],
-                        help="which runs, in this order: names starting with these words, e.g. 'fixed N=64' or 'adaptive'")
-    parser.add_argument("--report", nargs="+", type=Path, default=None, metavar="DIR",
-                        help="run nothing: one table and figure from these earlier OUT folders")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["CartPole-v1", "Acrobot-v1", "Pendulum-v1"], choices=RECIPES)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--least", type=int, default=16, help="adaptive N's least N (episodes)")
+    parser.add_argument("--budget", type=float, help="training seconds a run may take (default: per task)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "noise_scale")
     args = parser.parse_args()
-    os.chdir(ROOT)
-    args.out.mkdir(parents=True, exist_ok=True)
     print_machine()
-    if not args.report:
-        if (args.out / "noise_scale.csv").exists():
-            parser.error(f"{args.out} holds an earlier benchmark's noise_scale.csv: choose another --out")
-        benchmark(args)
-    folders = args.report or [args.out]
-    curves = [row for folder in folders for row in read_csv(folder / "noise_scale.csv")]
-    finished = [row for folder in folders for row in read_csv(folder / "runs.csv")]
-    report(curves, finished, args.out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results, iterations = [], []
+    with one_ray_instance():
+        from pgdist.ray import RayWorkers
+
+        lender = RayWorkers(WORKERS)
+        for task in args.tasks:
+            started = time.perf_counter()
+            results += task_runs(task, args.seeds, args.least, args.budget or BUDGETS[task], lender, iterations)
+            print(f"  {task}: {time.perf_counter() - started:.0f} s in all", file=sys.stderr, flush=True)
+            write_csv(args.out / "runs.csv", results)
+            write_csv(args.out / "iterations.csv", iterations)
+        lender.close()
+    text = report(results)
+    (args.out / "noise_scale.md").write_text(text + "\n")
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -108,19 +108,19 @@ class Goodput:
         return episodes / self.cost(episodes) * efficiency(episodes, noise_scale, self.least)
 
     def candidates(self, episodes: int) -> list[int]:
-        """Whole chunks within a factor of 2 of N and within [least, most]; N itself is one."""
+        """Whole chunks within a factor of 2 of N and within [least, most]; N itself and, within reach, the least N."""
         c = self.chunk_episodes
         low = max(self.least, -(-episodes // MAX_FACTOR))
         high = min(self.most, MAX_FACTOR * episodes)
-        sizes = {n for n in range(-(-low // c) * c, high + 1, c) if n >= self.least}
-        return sorted(sizes | {episodes})
+        sizes = set(range(-(-low // c) * c, high + 1, c)) | {episodes}
+        return sorted(sizes | ({self.least} if low == self.least else set()))
 
     def next_episodes(self, noise_scale: NoiseScale, episodes: int) -> Move:
         """The next iteration's N from the current one and the averaged noise scale."""
         if self.episodes == 0.0 or not noise_scale.resolved():
             move = Move(episodes, "held: |G|^2 unresolved")
         else:
-            b = noise_scale.value
+            b = max(noise_scale.value, 0.0)  # the averaged tr(Sigma) may read below 0 where it is small
             best = max(self.candidates(episodes), key=lambda n: (self.goodput(n, b), -n))
             gain = self.goodput(best, b) / self.goodput(episodes, b) - 1.0
             if best == episodes:

@@ -88,6 +88,16 @@ def test_n_shrinks_when_the_noise_scale_falls_and_stays_within_its_bounds():
     assert goodput.summary().startswith("adaptive N ranged 16-96")
 
 
+def test_a_least_n_off_the_chunk_grid_is_still_reachable_and_a_negative_b_reads_as_0():
+    goodput = controller(least=20, chunk=8, workers=2)
+    assert goodput.candidates(24) == [20, 24, 32, 40, 48] and goodput.candidates(64) == [32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128]
+    negative = NoiseScale()
+    for _ in range(30):
+        negative.update(NoiseEstimate(trace_sigma=-1.0, grad_sq=1.0), 10**6)
+    move = goodput.next_episodes(negative, 40)  # B = 0: goodput N0 / cost(N), the fewest waves (20 and 24: 2) win
+    assert move.episodes == 20 and move.reason == "shrank", move
+
+
 def test_the_learning_rate_gain_of_each_scaling():
     assert learning_rate_gain("none", 64, 16, 100.0) == 1.0
     assert learning_rate_gain("sqrt", 64, 16, 100.0) == 2.0

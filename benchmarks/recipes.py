@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/recipes.py                                  # the four recipes, seed 0, 3M steps
     .venv/bin/python benchmarks/recipes.py --tasks hopper --seeds 0 1 2 --steps 3000000
+    .venv/bin/python benchmarks/recipes.py --figure docs/recipes.png         # the run folders' curves, drawn
 
 Each run trains configs/<task>.yaml on the Ray backend (every worker of one local Ray instance) into a
 run folder (runs/recipes/<task>-<seed>: metrics.csv, curve.png, checkpoint.pt) until its env steps
@@ -88,13 +89,48 @@ def run(task: str, seed: int, steps: int, out: Path) -> list:
             number(seconds), ANCHORS[task]]
 
 
+# the anchors at 3M steps as numbers, for the figure: (Spinning Up's VPG, Tianshou's REINFORCE)
+ANCHOR_LINES = {"hopper": (800, 396), "halfcheetah": (600, 884), "walker2d": (460, 412), "ant": (5, 475)}
+
+
+def figure(runs: Path, tasks: list[str], out: Path) -> None:
+    """Per task, every seed's last-10 mean return against env steps, the anchors' 3M values as dashes."""
+    from matplotlib.figure import Figure
+
+    from pgdist.metrics import read_metrics
+
+    drawing = Figure(figsize=(10, 7))
+    for axes, task in zip(drawing.subplots(2, 2).flat, tasks):
+        for folder in sorted(runs.glob(f"{task}-*")):
+            rows = read_metrics(folder)
+            steps, returns = [], []
+            for i, row in enumerate(rows):
+                steps.append((steps[-1] if steps else 0) + int(row["steps"]))
+                returns.append(statistics.fmean(float(r["return_mean"]) for r in rows[max(0, i + 1 - LAST) : i + 1]))
+            axes.plot([x / 1e6 for x in steps], returns, label=f"pgdist seed {folder.name.split('-')[-1]}")
+        vpg, tianshou = ANCHOR_LINES[task]
+        axes.axhline(vpg, color="grey", linestyle="--", label="Spinning Up VPG at 3M (~)")
+        axes.axhline(tianshou, color="black", linestyle=":", label="Tianshou REINFORCE at 3M")
+        axes.set_title(f"{task} (configs/{task}.yaml)")
+        axes.set_xlabel("env steps (millions)")
+        axes.set_ylabel(f"mean return, last {LAST} iterations")
+        axes.legend(fontsize="x-small")
+    drawing.tight_layout()
+    drawing.savefig(out, dpi=80)
+    print(f"  figure: {out}", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--steps", type=int, default=3_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "recipes")
+    parser.add_argument("--figure", type=Path, help="only draw the run folders in --out into this PNG (docs/recipes.png)")
     args = parser.parse_args()
+    if args.figure:
+        figure(args.out, args.tasks, args.figure)
+        return 0
     print_machine()
     rows = []
     with one_ray_instance():

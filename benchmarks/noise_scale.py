@@ -3,14 +3,16 @@
     .venv/bin/python benchmarks/noise_scale.py                                   # 3 tasks, seeds 0-4
     .venv/bin/python benchmarks/noise_scale.py --tasks CartPole-v1 --seeds 0 1   # a quick look
     .venv/bin/python benchmarks/noise_scale.py --tasks Hopper-v5 --seeds 0 1 2 --budget 600
+    .venv/bin/python benchmarks/noise_scale.py --workers 16                       # on a 16-core machine
 
-Per task, on one local Ray instance whose 2 actors every run borrows (so no run waits for its
+Per task, on one local Ray instance whose --workers actors (2 by default) every run borrows (so no run waits for its
 actors to start), each kind of run trains the task's recipe (configs/*.yaml) with the run's N:
 
 1. the recipe's N, every seed: the median of its measured noise scale B (metrics' noise_scale,
    every iteration of every seed) sets the fixed N of the next runs;
-2. fixed N of about B/2, B, 2B and 4B (2 chunks of N/2; N in whole chunks of 8 from 16 up, 4 at least);
-3. adaptive N from the least N (``--least``, chunks of 8) with 2 planned workers and every other
+2. fixed N of about B/2, B, 2B and 4B (N in whole chunks of 8 from 16 up, 4 at least), cut into one
+   chunk per worker (2 at least, 8 episodes at least each);
+3. adaptive N from the least N (``--least``, chunks of 8) planned for the ``--workers`` and every other
    setting the default (``episodes_max`` 64 times the least: a run that reaches it is flagged);
 4. the same with ``iteration_cost`` set to the fixed cost fitted on this machine (below), to show
    what a fixed cost does to N, with each ``lr_scaling`` where N moved (where it did not, every
@@ -48,7 +50,6 @@ RECIPES = {"CartPole-v1": "configs/cartpole.yaml", "Acrobot-v1": "configs/acrobo
 THRESHOLDS = {"Pendulum-v1": -250.0, "Hopper-v5": 2000.0}
 BUDGETS = {"CartPole-v1": 30.0, "Acrobot-v1": 60.0, "Pendulum-v1": 120.0, "Hopper-v5": 600.0}  # training seconds
 CHUNK = 8
-WORKERS = 2
 SCALINGS = ("none", "sqrt", "adascale")
 
 
@@ -62,6 +63,13 @@ def threshold(env: str) -> float:
 def fixed_episodes(n: float) -> int:
     """N in 2 chunks or more: whole chunks of CHUNK from 2 CHUNK up, an even number (2 chunks) below that, 4 at least."""
     return CHUNK * round(n / CHUNK) if n >= 2 * CHUNK else max(4, 2 * round(n / 2))
+
+
+def fixed_layout(n: int, workers: int, envs_per_chunk: int | None) -> dict:
+    """Fixed N in as many chunks as workers (2 at least, CHUNK episodes at least each): every worker busy."""
+    chunks = max(2, min(workers, n // CHUNK))
+    chunk_episodes = -(-n // chunks)
+    return {"episodes": n, "chunk_episodes": chunk_episodes, "envs_per_chunk": min(chunk_episodes, envs_per_chunk or n)}
 
 
 class Clock:
@@ -93,7 +101,7 @@ def run(task: str, kind: str, overrides: dict, seed: int, budget: float, lender,
     from pgdist import Config, Learner, train
 
     config = Config.from_yaml(ROOT / RECIPES[task], **{"seed": seed, "iterations": 10**6, "backend": "ray",
-                                                         "workers": WORKERS, "stop_return": None, **overrides})
+                                                         "workers": lender.size, "stop_return": None, **overrides})
     clock = Clock(threshold(task), budget, iterations, {"task": task, "kind": kind, "seed": seed})
     with Learner(config, backend=lender) as learner:
         train(learner, [clock])
@@ -109,9 +117,9 @@ def run(task: str, kind: str, overrides: dict, seed: int, budget: float, lender,
     return result
 
 
-def fixed_cost(rows: list[dict]) -> float | None:
+def fixed_cost(rows: list[dict], workers: int) -> float | None:
     """a / b of seconds = a + b (env steps per worker), fitted over the iterations' rows: the fixed cost in env steps."""
-    x = np.array([row["env_steps"] / WORKERS for row in rows], dtype=float)
+    x = np.array([row["env_steps"] / workers for row in rows], dtype=float)
     y = np.array([row["seconds"] for row in rows], dtype=float)
     if len(rows) < 3 or np.ptp(x) == 0:
         return None
@@ -137,12 +145,11 @@ def task_runs(task: str, seeds: list[int], least: int, budget: float, lender, it
     for factor, name in ((0.5, "B/2"), (1, "B"), (2, "2B"), (4, "4B")):
         n = fixed_episodes(factor * b)
         named[n] = named.get(n, ()) + (name,)
-    fixed = {f"fixed N={n} ({', '.join(names)})": {"episodes": n, "chunk_episodes": n // 2,
-                                                    "envs_per_chunk": min(n // 2, recipe.envs_per_chunk or n)}
+    fixed = {f"fixed N={n} ({', '.join(names)})": fixed_layout(n, lender.size, recipe.envs_per_chunk)
              for n, names in named.items()}
     adaptive = {"episodes": least, "episodes_max": 64 * least, "chunk_episodes": CHUNK, "envs_per_chunk": CHUNK}
     results += in_seed_order(task, {**fixed, f"adaptive from {least}": adaptive}, seeds, budget, lender, iterations)
-    cost = fixed_cost([row for row in iterations if row["task"] == task])
+    cost = fixed_cost([row for row in iterations if row["task"] == task], lender.size)
     print(f"  {task}: fixed cost of an iteration ≈ {'–' if cost is None else f'{cost:,.0f}'} env steps of a worker",
           file=sys.stderr, flush=True)
     if cost is not None and cost > 0:  # what a fixed cost does to N (the one fitted here), and each lr_scaling
@@ -197,6 +204,7 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=["CartPole-v1", "Acrobot-v1", "Pendulum-v1"], choices=RECIPES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--least", type=int, default=16, help="adaptive N's least N (episodes)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray actors every run borrows (16 on the device)")
     parser.add_argument("--budget", type=float, help="training seconds a run may take (default: per task)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "noise_scale")
     args = parser.parse_args()
@@ -206,7 +214,7 @@ def main() -> int:
     with one_ray_instance():
         from pgdist.ray import RayWorkers
 
-        lender = RayWorkers(WORKERS)
+        lender = RayWorkers(args.workers)
         for task in args.tasks:
             started = time.perf_counter()
             results += task_runs(task, args.seeds, args.least, args.budget or BUDGETS[task], lender, iterations)

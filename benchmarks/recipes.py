@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/recipes.py                                  # the four recipes, seed 0, 3M steps
     .venv/bin/python benchmarks/recipes.py --tasks hopper --seeds 0 1 2 --steps 3000000
     .venv/bin/python benchmarks/recipes.py --figure docs/recipes.png         # the run folders' curves, drawn
+    .venv/bin/python benchmarks/recipes.py --report --seeds 0 1 2            # their table, final policies evaluated
 
 Each run trains configs/<task>.yaml on the Ray backend (every worker of one local Ray instance) into a
 run folder (runs/recipes/<task>-<seed>: metrics.csv, curve.png, checkpoint.pt) until its env steps
@@ -64,7 +65,6 @@ def last_mean_at(rows: list[dict], steps: int) -> float | None:
 
 def run(task: str, seed: int, steps: int, out: Path) -> list:
     from pgdist import Config, Learner
-    from pgdist.evaluate import evaluate
     from pgdist.runs import Run
     from pgdist.training import train
 
@@ -78,15 +78,37 @@ def run(task: str, seed: int, steps: int, out: Path) -> list:
         finally:
             folder.close()
         seconds = time.perf_counter() - start
-        plain = Config(env=config.env)
-        mode = evaluate(plain, learner.policy, EVAL_EPISODES, greedy=True, seed=EVAL_SEED)
-        sampled = evaluate(plain, learner.policy, EVAL_EPISODES, seed=EVAL_SEED)
-    marks = [number(last_mean_at(stop.rows, mark)) for mark in MARKS if mark <= steps]
-    print(f"  {task} seed {seed}: {marks[-1] if marks else '–'} at {stop.taken:,} steps in {seconds:.0f} s",
+        return result_row(task, seed, stop.rows, steps, learner.policy, seconds)
+
+
+def result_row(task: str, seed: int, rows: list[dict], steps: int, policy, seconds: float) -> list:
+    """A run's row: the last-10 means at the marks and at the end, the final policy evaluated (mode and sampled)."""
+    from pgdist import Config
+    from pgdist.evaluate import evaluate
+
+    plain = Config(env=Config.from_yaml(ROOT / TASKS[task]).env)
+    mode = evaluate(plain, policy, EVAL_EPISODES, greedy=True, seed=EVAL_SEED)
+    sampled = evaluate(plain, policy, EVAL_EPISODES, seed=EVAL_SEED)
+    taken = sum(row["steps"] for row in rows)
+    marks = [number(last_mean_at(rows, mark)) for mark in MARKS if mark <= steps]
+    print(f"  {task} seed {seed}: {marks[-1] if marks else '–'} at {taken:,} steps in {seconds:.0f} s",
           file=sys.stderr, flush=True)
-    return [f"{task} seed {seed}", *marks, number(last_mean_at(stop.rows, stop.taken)),
+    return [f"{task} seed {seed}", *marks, number(last_mean_at(rows, taken)),
             f"{mode.mean():,.0f} ± {mode.std():,.0f}", f"{sampled.mean():,.0f} ± {sampled.std():,.0f}",
             number(seconds), ANCHORS[task]]
+
+
+def reported(task: str, seed: int, steps: int, out: Path) -> list | None:
+    """The row of a run folder already there (its metrics and its last checkpoint); None if there is none."""
+    from pgdist.metrics import read_metrics
+    from pgdist.runs import load_run
+
+    folder = out / f"{task}-{seed}"
+    if not (folder / "checkpoint.pt").exists():
+        return None
+    rows = [{"steps": int(row["steps"]), "return_mean": float(row["return_mean"])} for row in read_metrics(folder)]
+    seconds = sum(float(row["seconds"]) for row in read_metrics(folder))
+    return result_row(task, seed, rows, steps, load_run(folder)[1], seconds)
 
 
 # the anchors at 3M steps as numbers, for the figure: (Spinning Up's VPG, Tianshou's REINFORCE)
@@ -127,16 +149,22 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=3_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "recipes")
     parser.add_argument("--figure", type=Path, help="only draw the run folders in --out into this PNG (docs/recipes.png)")
+    parser.add_argument("--report", action="store_true", help="only the table of the run folders in --out (wall s: "
+                        "the iterations' own seconds), their final policies evaluated")
     args = parser.parse_args()
     if args.figure:
         figure(args.out, args.tasks, args.figure)
         return 0
     print_machine()
     rows = []
-    with one_ray_instance():
-        for task in args.tasks:
-            for seed in args.seeds:
-                rows.append(run(task, seed, args.steps, args.out))
+    if args.report:
+        rows = [row for task in args.tasks for seed in args.seeds
+                if (row := reported(task, seed, args.steps, args.out)) is not None]
+    else:
+        with one_ray_instance():
+            for task in args.tasks:
+                for seed in args.seeds:
+                    rows.append(run(task, seed, args.steps, args.out))
     marks = [f"{mark / 1e6:g}M" for mark in MARKS if mark <= args.steps]
     table(["run (last-10 mean return at)", *marks, "at the end", f"eval, mode ({EVAL_EPISODES})",
            f"eval, sampled ({EVAL_EPISODES})", "wall s", "anchors at 3M"], rows)

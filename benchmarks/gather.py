@@ -22,10 +22,10 @@ import time
 
 import numpy as np
 
+from pgdist.chunks import ChunkResult
 from pgdist.estimators import POLICY_SUMS
 from pgdist.learner import add_chunk
 from pgdist.noise import ChunkSquares
-from pgdist.worker import ChunkResult
 
 from harness import median, number, one_ray_instance, print_machine, table, timed  # beside this script
 

@@ -23,12 +23,13 @@ import time
 import torch
 
 from pgdist import Config
+from pgdist.chunks import make_chunks
 from pgdist.envs import env_spaces
 from pgdist.estimators import Estimator
 from pgdist.layout import layout, rule_envs_per_chunk
 from pgdist.policy import make_policy
 from pgdist.theta import parameters_to_vector
-from pgdist.worker import RolloutWorker, make_chunks
+from pgdist.worker import RolloutWorker
 
 from harness import in_turn, median, number, one_ray_instance, print_machine, table  # beside this script
 from throughput import ENV, HIDDEN, measure

@@ -15,7 +15,7 @@ actions (``act``: the logits normalised and the inverse-CDF draw), the rest of `
 bookkeeping, tensors, the loop) and ``gradient_sum()`` (forward and backward passes).
 
 ``--pass-steps``: the gradient passes of one iteration's chunks (rolled out once) with at most each
-size of steps a pass (``pgdist.worker.FORWARD_PASS_ROWS``; 0: a chunk in one pass), sizes in turn.
+size of steps a pass (``pgdist.gradients.FORWARD_PASS_ROWS``; 0: a chunk in one pass), sizes in turn.
 ``--memory``: a worker's peak RSS over one chunk (run it in a fresh process each time: the peak never
 comes down), the copy-steps the chunk stored and kept, and tracemalloc's peak (numpy's side).
 ``--balancing`` gives CartPole a policy that pushes towards where the pole falls, so that its episodes
@@ -33,15 +33,16 @@ from contextlib import ExitStack
 
 import torch
 
+import pgdist.gradients
 import pgdist.policy
-import pgdist.worker
 from pgdist import Config
+from pgdist.chunks import make_chunks
 from pgdist.envs import env_spaces
 from pgdist.estimators import Estimator
 from pgdist.layout import layout
 from pgdist.policy import make_policy
 from pgdist.theta import parameters_to_vector
-from pgdist.worker import RolloutWorker, make_chunks
+from pgdist.worker import RolloutWorker
 
 from harness import Meter, config_overrides, in_turn, median, number, print_machine, table, vector_env_steps  # beside this
 
@@ -113,11 +114,11 @@ def pass_steps(config: Config, sizes: list[int], rounds: int) -> None:
     worker.load(theta, 0)
     episodes = [worker.rollout(chunk) for chunk in chunks(config, 0)]
     steps = sum(len(e.episode) for e in episodes)
-    default = pgdist.worker.FORWARD_PASS_ROWS
+    default = pgdist.gradients.FORWARD_PASS_ROWS
 
     def passes(size: int):
         def run() -> float:
-            pgdist.worker.FORWARD_PASS_ROWS = size or steps
+            pgdist.gradients.FORWARD_PASS_ROWS = size or steps
             start = time.thread_time()
             for chunk_episodes in episodes:
                 worker.gradient_sum(chunk_episodes)
@@ -127,7 +128,7 @@ def pass_steps(config: Config, sizes: list[int], rounds: int) -> None:
     try:
         seconds = in_turn({size: passes(size) for size in sizes}, rounds)
     finally:
-        pgdist.worker.FORWARD_PASS_ROWS = default
+        pgdist.gradients.FORWARD_PASS_ROWS = default
     print(f"## gradient passes of N={config.episodes} ({len(episodes)} chunk(s), {steps:,} steps), {rounds} rounds "
           f"in turn, CPU time, medians; pgdist's default: {default} steps a pass\n")
     first = median(seconds[sizes[0]])

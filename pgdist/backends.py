@@ -14,10 +14,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from pgdist.estimators import Estimator
+from pgdist.chunks import Chunk, ChunkResult
 from pgdist.config import Config
+from pgdist.estimators import Estimator
 from pgdist.layout import layout
-from pgdist.worker import Chunk, ChunkResult, RolloutWorker
+from pgdist.worker import RolloutWorker
 
 
 class ClusterError(ConnectionError):

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 
 from pgdist.backends import WorkerError
-from pgdist.worker import Chunk
+from pgdist.chunks import Chunk
 
 
 class Dispatch:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pgdist.estimators import Estimator
 from pgdist.backends import one_torch_thread
+from pgdist.chunks import Chunk
 from pgdist.config import Config
+from pgdist.estimators import Estimator
 from pgdist.layout import MAX_ENVS
 from pgdist.theta import state_to_vector
-from pgdist.worker import Chunk, RolloutWorker
+from pgdist.worker import RolloutWorker
 
 
 def evaluate(config: Config, policy: torch.nn.Module, episodes: int, greedy: bool = False, seed: int = 12345) -> np.ndarray:

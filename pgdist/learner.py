@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from pgdist.backends import LocalBackend
+from pgdist.chunks import ChunkResult, make_chunks
 from pgdist.config import Config, ConfigError
 from pgdist.convolution import is_image
 from pgdist.envs import EnvError, EnvSpaces, env_spaces, time_limit
@@ -36,7 +37,6 @@ from pgdist.optim import Adam, learning_rate_factor, set_learning_rates
 from pgdist.policy import check_policy, make_policy, make_value_function
 from pgdist.theta import set_gradients, state_to_vector
 from pgdist.vector_envs import check_vector_env
-from pgdist.worker import ChunkResult, make_chunks
 
 log = logging.getLogger(__name__)
 

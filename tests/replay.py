@@ -7,12 +7,13 @@ ln pi exactly as the tutorial does, step by step with autograd, on the same traj
 
 import torch
 
+from pgdist.chunks import make_chunks
 from pgdist.estimators import Estimator
 from pgdist.layout import layout
 from pgdist.policy import Policy
-from pgdist.theta import state_to_vector
 from pgdist.reference import generate_tau
-from pgdist.worker import RolloutWorker, make_chunks
+from pgdist.theta import state_to_vector
+from pgdist.worker import RolloutWorker
 
 
 def float64_policy(observation_size, seed=0, policy_class=Policy):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from pgdist.estimators import Estimator
 from pgdist import Config, Learner, Policy, StaleResultError, train
+from pgdist import gradients as gradients_module
+from pgdist.chunks import make_chunks
+from pgdist.estimators import Estimator
 from pgdist.theta import parameters_to_vector, state_to_vector
-from pgdist import worker as worker_module
-from pgdist.worker import RolloutWorker, make_chunks
+from pgdist.worker import RolloutWorker
 from replay import float64_policy, recorded_trajectories, reference_gradient
 
 # (chunk_episodes, envs_per_chunk, workers): how N is cut and spread
@@ -64,9 +65,9 @@ def test_a_chunk_in_passes_of_a_few_steps_gives_the_tutorials_gradient(monkeypat
         passes.append(len(cut))
         return cut
 
-    forward_passes = worker_module.forward_passes
-    monkeypatch.setattr(worker_module, "FORWARD_PASS_ROWS", 7)
-    monkeypatch.setattr(worker_module, "forward_passes", counted)
+    forward_passes = gradients_module.forward_passes
+    monkeypatch.setattr(gradients_module, "FORWARD_PASS_ROWS", 7)
+    monkeypatch.setattr(gradients_module, "forward_passes", counted)
     config = Config(env="CartPole-v1", episodes=16, chunk_episodes=16, envs_per_chunk=5, backend="local", seed=11)
     policy = float64_policy(4)
     with Learner(config, policy=policy) as learner:
@@ -76,7 +77,7 @@ def test_a_chunk_in_passes_of_a_few_steps_gives_the_tutorials_gradient(monkeypat
     torch.testing.assert_close(estimate, -reference_gradient(policy, trajectories, config.gamma), rtol=1e-6, atol=1e-9)
     assert len(forward_passes(torch.zeros(100_000, 4))) == 100_000 // 7 + 1
     monkeypatch.undo()
-    assert len(worker_module.forward_passes(torch.zeros(100_000, 4))) == 2  # 65,536 steps a pass by default
+    assert len(gradients_module.forward_passes(torch.zeros(100_000, 4))) == 2  # 65,536 steps a pass by default
 
 
 def test_tutorial_protocol_env_gradient_is_exact(backend):

@@ -91,6 +91,7 @@ def test_stepping_only_the_kept_copies_gives_the_chunk_that_stepping_all_gives(e
     if vector_env == "envpool" and not HAS_ENVPOOL:
         pytest.skip("needs envpool (the envpool extra) and mujoco")
     from pgdist import worker
+    from pgdist.chunks import Chunk
     from pgdist.estimators import Estimator
     from pgdist.policy import make_policy
     from pgdist.envs import env_spaces
@@ -101,7 +102,7 @@ def test_stepping_only_the_kept_copies_gives_the_chunk_that_stepping_all_gives(e
 
     def run():
         rollout = worker.RolloutWorker(config.env, policy, Estimator.of(config), copies, vector_env=vector_env)
-        chunk = worker.Chunk(index=0, start=0, episodes=episodes, seed=5, draw=0)
+        chunk = Chunk(index=0, start=0, episodes=episodes, seed=5, draw=0)
         return rollout.run(parameters_to_vector(policy).numpy(), 0, chunk)
 
     apart = run()

@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from pgdist.estimators import Estimator
+from pgdist.chunks import make_chunks
 from pgdist.config import Config
+from pgdist.estimators import Estimator
 from pgdist.policy import actor, BernoulliPolicy, GaussianPolicy, MultiCategoricalPolicy, Policy
 from pgdist.sampling import inverse_cdf, sample
 from pgdist.theta import parameters_to_vector
-from pgdist.worker import RolloutWorker, make_chunks
+from pgdist.worker import RolloutWorker
 
 POLICIES = [
     pytest.param(lambda: Policy(4, 3), id="categorical"),

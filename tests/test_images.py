@@ -9,13 +9,14 @@ import torch
 from gymnasium import spaces
 
 from pgdist import Config, Learner
-from pgdist import worker as worker_module
+from pgdist import gradients as gradients_module
+from pgdist.chunks import make_chunks
 from pgdist.convolution import ImagePolicy, ImageValueFunction
 from pgdist.envs import env_spaces
 from pgdist.estimators import Estimator
 from pgdist.policy import GaussianPolicy, make_policy, make_value_function, Policy
 from pgdist.theta import parameters_to_vector
-from pgdist.worker import RolloutWorker, make_chunks
+from pgdist.worker import RolloutWorker
 from replay import recorded_trajectories, reference_gradient
 from test_estimators import one_process_loss
 
@@ -95,8 +96,8 @@ def test_a_chunk_in_many_forward_passes_gives_the_gradient_of_one(monkeypatch):
     worker.load(parameters_to_vector(policy, value).numpy(), 0)
     episodes = worker.rollout(make_chunks(9, 9, seed=2, draw=0)[0])
     whole = worker.gradient_sum(episodes)
-    monkeypatch.setattr(worker_module, "FORWARD_PASS_NUMBERS", 7 * 100)  # 7 rows of 10x10x1 a pass
-    assert len(worker_module.forward_passes(episodes.states)) == -(-len(episodes.states) // 7) > 1
+    monkeypatch.setattr(gradients_module, "FORWARD_PASS_NUMBERS", 7 * 100)  # 7 rows of 10x10x1 a pass
+    assert len(gradients_module.forward_passes(episodes.states)) == -(-len(episodes.states) // 7) > 1
     passes = worker.gradient_sum(episodes)
     for name in ("gradient_sum", "log_prob_gradient_sum", "entropy_gradient_sum", "value_gradient_sum"):
         np.testing.assert_allclose(getattr(passes, name), getattr(whole, name), rtol=1e-10, atol=1e-12)

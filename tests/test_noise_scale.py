@@ -30,14 +30,15 @@ import pytest
 import torch
 
 from pgdist import Config, Learner, Policy
+from pgdist.chunks import make_chunks
 from pgdist.config import ConfigError
 from pgdist.estimators import Estimator, POLICY_SUMS
 from pgdist.goodput import Goodput, learning_rate_gain
+from pgdist.metrics import TIMINGS
 from pgdist.noise import NoiseEstimate, NoiseScale
 from pgdist.policy import GaussianPolicy
 from pgdist.theta import parameters_to_vector
-from pgdist.worker import RolloutWorker, make_chunks
-from pgdist.metrics import TIMINGS
+from pgdist.worker import RolloutWorker
 from replay import float64_policy
 from test_cli import run_command, train
 from test_estimators import ESTIMATORS, target_bandit_gradients

@@ -12,7 +12,8 @@ import numpy as np
 import ray
 import torch
 
-from pgdist.worker import Chunk, ChunkResult, RolloutWorker
+from pgdist.chunks import Chunk, ChunkResult
+from pgdist.worker import RolloutWorker
 
 # A call to an actor that Ray is restarting fails at once; it is called again this often until it
 # answers. (Ray's own retries, max_task_retries on the call, would print a line at each try.)

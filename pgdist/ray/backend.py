@@ -18,13 +18,13 @@ import ray
 import torch
 
 from pgdist.backends import LocalBackend, WorkerError
+from pgdist.chunks import Chunk, ChunkResult
 from pgdist.config import Config
 from pgdist.dispatch import Dispatch, died_message, hung_message
 from pgdist.estimators import Estimator
 from pgdist.layout import layout
 from pgdist.ray.actors import Actors, RayRolloutWorker
 from pgdist.ray.startup import runtime_env, start_ray
-from pgdist.worker import Chunk, ChunkResult
 
 IN_FLIGHT = 2  # chunks queued per actor, so that an actor never waits on the driver
 # Ray restarts a dead actor up to this many times in a run: enough for a node lost and back a

@@ -379,7 +379,7 @@ def export_run(args: argparse.Namespace) -> int:
     import torch
 
     from pgdist.export import FORMATS, export
-    from pgdist.policy import policy_input
+    from pgdist.sampling import policy_input
     from pgdist.runs import load_run_and_spaces
 
     config, policy, spaces = load_run_and_spaces(args.run)

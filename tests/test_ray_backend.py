@@ -63,7 +63,7 @@ def test_on_its_own_instance_the_learner_samples_too_and_gets_the_same_theta():
         """
         import ray, torch
         from pgdist import Config, Learner
-        from pgdist.policy import parameters_to_vector
+        from pgdist.theta import parameters_to_vector
         config = Config(env="CartPole-v1", episodes=40, chunk_episodes=5, envs_per_chunk=4, lr=0.02, workers=2, seed=3)
         with Learner(config) as learner:
             assert learner.backend.workers == 2 and len(learner.backend.actors) == 1, learner.backend.actors
@@ -266,7 +266,7 @@ def test_a_chunk_that_hung_on_an_actor_never_runs_in_the_learners_process():
         import os, re, warnings
         import ray, torch
         from pgdist import Config, Learner
-        from pgdist.policy import parameters_to_vector
+        from pgdist.theta import parameters_to_vector
         from tests import hanging_env
         config = Config(env="tests.hanging_env:HangingLineWalk", episodes=12, chunk_episodes=2, envs_per_chunk=2,
                         lr=0.05, workers=3, seed=6, chunk_timeout=2.0)

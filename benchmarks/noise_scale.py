@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pgdist.training import Callback
+
 from harness import ROOT, markdown, one_ray_instance, print_machine  # beside this script
 
 RECIPES = {"CartPole-v1": "configs/cartpole.yaml", "Acrobot-v1": "configs/acrobot.yaml",
@@ -72,18 +74,12 @@ def fixed_layout(n: int, workers: int, envs_per_chunk: int | None) -> dict:
     return {"episodes": n, "chunk_episodes": chunk_episodes, "envs_per_chunk": min(chunk_episodes, envs_per_chunk or n)}
 
 
-class Clock:
-    """A training callback: stop at the threshold (that batch's step is not taken) or past the budget."""
+class Clock(Callback):
+    """A training callback: stop after the iteration whose batch mean reaches the threshold, or past the budget."""
 
     def __init__(self, goal: float, budget: float, rows: list, labels: dict):
         self.goal, self.budget, self.rows, self.labels = goal, budget, rows, labels
         self.seconds, self.reached = 0.0, False
-
-    def on_start(self, learner):
-        return None
-
-    def on_sample(self, learner, batch):
-        pass
 
     def on_iteration(self, learner, metrics):
         self.seconds += metrics["seconds"]
@@ -92,10 +88,6 @@ class Clock:
                                                                      "return_mean", "noise_scale", "lr")},
                           "clock": round(self.seconds, 3)})
         return not self.reached and self.seconds < self.budget
-
-    def on_end(self, learner, metrics):
-        pass
-
 
 def run(task: str, kind: str, overrides: dict, seed: int, budget: float, lender, iterations: list) -> dict:
     from pgdist import Config, Learner, train

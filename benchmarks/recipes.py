@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from pgdist.training import Callback
+
 from harness import ROOT, number, one_ray_instance, print_machine, table  # beside this script
 
 TASKS = {"hopper": "configs/hopper.yaml", "halfcheetah": "configs/halfcheetah.yaml",
@@ -32,26 +34,16 @@ EVAL_EPISODES, EVAL_SEED, LAST = 20, 12345, 10
 MARKS = (500_000, 1_000_000, 1_500_000, 2_000_000, 2_500_000, 3_000_000)
 
 
-class StopAtSteps:
+class StopAtSteps(Callback):
     """A training callback: stop once the iterations' env steps reach ``steps``; keeps the rows."""
 
     def __init__(self, steps: int):
         self.steps, self.rows, self.taken = steps, [], 0
 
-    def on_start(self, learner):
-        return None
-
-    def on_sample(self, learner, batch):
-        pass
-
     def on_iteration(self, learner, metrics):
         self.rows.append(metrics)
         self.taken += metrics["steps"]
         return self.taken < self.steps
-
-    def on_end(self, learner, metrics):
-        pass
-
 
 def last_mean_at(rows: list[dict], steps: int) -> float | None:
     """The mean return of the LAST iterations up to the one that reached ``steps``."""

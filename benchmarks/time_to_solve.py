@@ -32,7 +32,7 @@ the curve; every evaluation in a CSV (task, side, seed, seconds, steps, mode, sa
     .venv/bin/pip install -c constraints.txt -e ".[bench,mujoco]"
     .venv/bin/python benchmarks/time_to_solve.py --tasks halfcheetah --seeds 0 --budget 15   # a smoke test
     .venv/bin/python benchmarks/time_to_solve.py --tasks hopper --sides pgdist --seeds 0 --set lr=0.001
-    # the measurement on 16 cores (15 runs of 10 min + evaluations, no pgdist Walker2d recipe yet: about 4 h)
+    # the measurement on 16 cores (18 runs of 10 min + evaluations: about 4 h)
     .venv/bin/python benchmarks/time_to_solve.py --tasks hopper halfcheetah walker2d --seeds 0 1 2 \\
         --sides pgdist sb3 --budget 600 --csv runs/time_to_solve.csv
     # and SB3 on one torch thread, to see whether the default threads slow its small batches

@@ -1,16 +1,17 @@
-"""The command line: ``pgdist train``, ``resume``, ``eval``, ``plot``."""
+"""The command line: its parser and the commands ``pgdist train``, ``resume``, ``eval``, ``export``, ``plot``, ``info``.
+
+A run's signals are interrupts.py's, its display progress.py's."""
 
 from __future__ import annotations
 
 import argparse
 import atexit
 import os
-import re
 import signal
 import sys
+import time
 import traceback
 import warnings
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from pgdist.backends import ClusterError, WorkerError
 from pgdist.config import Config, ConfigError, coerce, fields, read_yaml
 from pgdist.envs import EnvError, EnvSpaces, env_spaces
 from pgdist.export import ExportError
+from pgdist.interrupts import Interrupts
 from pgdist.policy import PolicyError
+from pgdist.progress import Progress, WarningLines
 from pgdist.runs import RunError
-from pgdist.training import Callback, ExtraMissing
+from pgdist.training import ExtraMissing
 from pgdist.vector_envs import check_vector_env
 from pgdist.video import VideoError
 
@@ -233,127 +236,6 @@ def iterate(learner, run, state: dict | None, interrupts: Interrupts, wandb: str
     return stopped or learner.version >= config.iterations
 
 
-class Interrupted(KeyboardInterrupt):
-    """A second SIGINT or SIGTERM: stop at once.
-
-    A KeyboardInterrupt, so that nothing swallows it, and because Ray turns any exception a
-    signal handler raises inside ``ray.wait`` or ``ray.get`` into a plain KeyboardInterrupt.
-    """
-
-
-class Interrupts(Callback):
-    """SIGINT and SIGTERM during a run: the first ends it after the iteration in flight, a second at once.
-
-    Either way the workers and the Ray instance pgdist started are stopped and the run's
-    files closed; the checkpoint on disk is the last whole iteration's. Ray's own processes
-    block SIGINT and its actors sit in process groups of their own, so a terminal's Ctrl-C
-    (sent to the whole foreground group) reaches only this process among them.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signals = []  # the signals received, in order
-        self.iteration = None  # the iteration in flight, if any
-        self.at_once = False
-        self.stopped_during = None  # the iteration a second signal cut short
-        self.previous = {}
-        self.closing = False
-
-    def __enter__(self) -> Interrupts:
-        self.previous = {number: signal.getsignal(number) for number in self.SIGNALS}
-        self.install()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
-
-    def install(self) -> None:
-        for number in self.SIGNALS:
-            signal.signal(number, self.received)
-
-    def on_start(self, learner) -> bool:
-        self.iteration = learner.version + 1
-        return not self.signals  # one that came while the workers started: no iteration at all
-
-    def on_iteration(self, learner, metrics: dict) -> bool:
-        self.iteration = learner.version + 1
-        return not self.signals
-
-    def on_end(self, learner, metrics: dict | None) -> None:
-        self.iteration = None
-
-    def ending(self) -> None:
-        """From here on the run only stops its workers and closes files: let a signal not cut that short."""
-        self.closing = True
-
-    def received(self, number: int, frame=None) -> None:
-        self.signals.append(number)
-        if len(self.signals) == 2 and not self.closing:
-            self.at_once = True
-            self.stopped_during = self.iteration
-            raise Interrupted(number)
-
-    def summary(self, run) -> str:
-        """One line: the iteration reached, the checkpoint kept, and the command that goes on."""
-        from pgdist.runs import RunError, load_checkpoint
-
-        name = signal.Signals(self.signals[-1]).name
-        try:
-            _, state = load_checkpoint(run.folder)
-        except RunError:
-            state = None
-        reached = state["version"] if state else 0
-        how = f"interrupted by {name} after iteration {reached} of {run.config.iterations}"
-        if self.at_once:
-            how = f"stopped at once by a second {name}"
-            if self.stopped_during is not None and self.stopped_during > reached:  # not once its save was done
-                how += f" during iteration {self.stopped_during} of {run.config.iterations}"
-        if state is None:
-            return (f"pgdist: {how}; no checkpoint saved yet; start again with "
-                    f"'pgdist train --config {run.folder / 'config.yaml'} --out {run.folder}'")
-        return (f"pgdist: {how}; kept {run.folder / 'checkpoint.pt'} (iteration {reached}); "
-                f"continue with 'pgdist resume {run.folder}'")
-
-
-class WarningLines:
-    """Python warnings as ``pgdist: warning: MESSAGE`` lines, each message once; --debug keeps Python's form."""
-
-    def __init__(self):
-        self.shown = set()
-
-    def show(self, message, category, filename, lineno, file=None, line=None) -> None:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(message)).strip().removeprefix("WARN: ")  # gymnasium's colour, prefix
-        if text not in self.shown:
-            self.shown.add(text)
-            print(f"pgdist: warning: {text}", file=sys.stderr)
-
-
-class Progress(Callback):
-    """A live bar on a terminal; a plain line per iteration elsewhere (CI, ray job logs)."""
-
-    def __init__(self, iterations: int, done: int):
-        self.bar = None
-        if sys.stdout.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=iterations, initial=done, unit="it", dynamic_ncols=True)
-
-    def on_iteration(self, learner, metrics: dict) -> None:
-        if self.bar is None:
-            print(progress_line(metrics), flush=True)
-        else:
-            self.bar.set_postfix_str(
-                f"return {metrics['return_mean']:.2f}  {metrics['steps'] / metrics['seconds']:,.0f} steps/s"
-            )
-            self.bar.update(1)
-
-    def on_end(self, learner, metrics: dict | None) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def evaluate_run(args: argparse.Namespace) -> int:
     from pgdist.evaluate import evaluate
     from pgdist.runs import load_run
@@ -435,13 +317,6 @@ def _protocol_envs(folder: Path):
                 hasattr(value, "n_actions") or hasattr(value, "action_space")
             ):
                 yield f"{module.__name__}:{name}"
-
-
-def progress_line(metrics: dict) -> str:
-    return (
-        f"iteration {metrics['iteration']:>5}  return {metrics['return_mean']:9.2f}  "
-        f"steps {metrics['steps']:>8}  {metrics['steps'] / metrics['seconds']:>10.0f} steps/s"
-    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pgdist.backends import LocalBackend
+from pgdist.backends import LocalBackend, one_torch_thread
 from pgdist.chunks import ChunkResult, make_chunks
 from pgdist.config import Config, ConfigError
 from pgdist.convolution import is_image
@@ -119,17 +119,23 @@ class Learner:
                                    self.planned_workers(), config.iteration_cost)
         self.tell_idle_workers()
 
+    def available_workers(self) -> int:
+        """The workers that run chunks at once here: the backend's, or with ``workers`` unset the CPUs Ray sees
+        (the Ray backend starts no more actors than chunks); 1 on the local backend."""
+        if self.config.workers is None:
+            return max(self.backend.workers, getattr(self.backend, "cpus", 0))
+        return self.backend.workers
+
     def planned_workers(self) -> int:
-        """The workers adaptive N plans for: ``workers`` where set, else the CPUs Ray sees (1 on the local backend)."""
-        return self.config.workers or getattr(self.backend, "cpus", self.backend.workers)
+        """The workers adaptive N plans for: ``workers`` where set (on any backend, so that N's schedule and
+        theta are the same everywhere), else the available ones."""
+        return self.config.workers or self.available_workers()
 
     def tell_idle_workers(self) -> None:
         """Say, in pgdist's words, when N makes fewer chunks than there are workers (or, with the default
         workers, CPUs) and smaller chunks would keep them busy (N / workers >= MIN_CHUNK); for smaller N,
         idle workers cost nothing."""
-        workers, chunks = self.backend.workers, self.layout.chunks(self.config.episodes)
-        if self.config.workers is None:
-            workers = max(workers, getattr(self.backend, "cpus", 0))  # the Ray backend starts no more than chunks
+        workers, chunks = self.available_workers(), self.layout.chunks(self.config.episodes)
         share = self.config.episodes // workers
         if chunks < workers and share >= MIN_CHUNK:
             log.warning(
@@ -195,16 +201,17 @@ class Learner:
         batch's observations then join the normalisers' statistics, for the next iterations.
         """
         start = time.perf_counter()
-        gradient = self.loss_gradient(batch)
-        set_gradients(gradient, self.policy)
-        if self.value is not None:
-            set_gradients(torch.as_tensor(batch.sums.value_gradient_sum / batch.sums.steps), self.value)
-        if self.config.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
-        gain = learning_rate_gain(self.config.lr_scaling, batch.episodes, self.config.episodes, self.noise_scale.value)
-        set_learning_rates(self.optimizer, learning_rate_factor(self.config.lr_schedule, self.version, self.config.iterations),
-                           policy_gain=gain)
-        self.optimizer.step()
+        with one_torch_thread():  # elementwise work on theta: a second thread waits on busy cores (ms per op)
+            gradient = self.loss_gradient(batch)
+            set_gradients(gradient, self.policy)
+            if self.value is not None:
+                set_gradients(torch.as_tensor(batch.sums.value_gradient_sum / batch.sums.steps), self.value)
+            if self.config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
+            gain = learning_rate_gain(self.config.lr_scaling, batch.episodes, self.config.episodes, self.noise_scale.value)
+            set_learning_rates(self.optimizer, learning_rate_factor(self.config.lr_schedule, self.version,
+                                                                    self.config.iterations), policy_gain=gain)
+            self.optimizer.step()
         self.version += 1
         self.update_normalizers(batch.sums)
         return self.metrics(batch, gradient, update_seconds=time.perf_counter() - start)

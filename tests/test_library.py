@@ -110,6 +110,28 @@ class StopAt(Callback):
         return metrics["iteration"] < self.iteration
 
 
+def test_the_update_runs_on_one_torch_thread_and_gives_the_callers_threads_back():
+    """theta's update is elementwise work on small tensors: on two threads each op waits for the second
+    (a scheduler slice where the other cores are busy), so it runs on one; the caller's setting returns."""
+    seen = []
+
+    class Recording(torch.optim.SGD):
+        def step(self, closure=None):
+            seen.append(torch.get_num_threads())
+            return super().step(closure)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with Learner(CONFIG, optimizer=lambda groups: Recording(groups, lr=0.01)) as learner:
+            learner.step()
+            learner.step()
+            assert seen == [1, 1]
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_callback_that_stops_at_iteration_3_stops_there():
     stop = StopAt(3)
     with Learner(CONFIG.replace(iterations=10)) as learner:

@@ -35,6 +35,8 @@ the curve; every evaluation in a CSV (task, side, seed, seconds, steps, mode, sa
     # the measurement on 16 cores (18 runs of 10 min + evaluations: about 4 h)
     .venv/bin/python benchmarks/time_to_solve.py --tasks hopper halfcheetah walker2d --seeds 0 1 2 \\
         --sides pgdist sb3 --budget 600 --csv runs/time_to_solve.csv
+    # the curves of earlier runs, drawn (nothing runs)
+    .venv/bin/python benchmarks/time_to_solve.py --figure docs/time-to-solve.png --from docs/time-to-solve-evaluations.csv
     # and SB3 on one torch thread, to see whether the default threads slow its small batches
     .venv/bin/python benchmarks/time_to_solve.py --sides sb3 --sb3-threads 1 --csv runs/time_to_solve-sb3-1.csv
 
@@ -330,6 +332,33 @@ def curve(task: Task, by_side: dict[str, list[Run]]) -> None:
     table(["evaluation", *(f"{SIDES[side]}: training s, env steps: mode / sampled" for side in by_side)], rows)
 
 
+def figure(paths: list[Path], out: Path) -> Path:
+    """Every evaluation of the CSVs against training seconds, a panel per task: each seed's better mean
+    (mode or sampled) per side, and the task's thresholds."""
+    from matplotlib.figure import Figure
+
+    rows = [row for path in paths for row in csv.DictReader(open(path, newline=""))]
+    tasks = [name for name in TASKS if any(row["task"] == name for row in rows)]
+    fig = Figure(figsize=(5.2 * len(tasks), 3.8), layout="constrained")
+    colours = {"pgdist": "tab:blue", "sb3": "tab:orange"}
+    for axes, name in zip(fig.subplots(1, len(tasks), squeeze=False)[0], tasks):
+        mine = [row for row in rows if row["task"] == name]
+        for side in SIDES:
+            for seed in sorted({row["seed"] for row in mine if row["side"] == side}):
+                run = [row for row in mine if row["side"] == side and row["seed"] == seed]
+                axes.plot([float(row["seconds"]) for row in run],
+                          [max(float(row["mode"]), float(row["sampled"])) for row in run],
+                          color=colours[side], alpha=0.85, label=f"{SIDES[side]}, seed {seed}")
+        for threshold in TASKS[name].thresholds:
+            axes.axhline(threshold, color="grey", linestyle=":", linewidth=1)
+        axes.set_title(f"{TASKS[name].env} (evaluations every {EVAL_EVERY:g} s, off the clock)", fontsize=9)
+        axes.set_xlabel("training seconds")
+        axes.set_ylabel(f"mean return of {EVAL_EPISODES} episodes (mode or sampled, the better)", fontsize=8)
+        axes.legend(fontsize=7)
+    fig.savefig(out, dpi=110)
+    return out
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", choices=list(TASKS), nargs="+", default=list(TASKS), help="default: all")
@@ -344,6 +373,10 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, help="folder for the runs' logs (default: runs/time_to_solve/<time>)")
     parser.add_argument("--timeout", type=float, help="wall seconds before a run is killed (default: 3 budgets + 600)")
     parser.add_argument("--sb3-threads", type=int, help="SB3's torch threads (default: torch's, as in the zoo)")
+    parser.add_argument("--figure", type=Path, metavar="PNG",
+                        help="run nothing: draw the evaluations of the --from CSVs into PNG")
+    parser.add_argument("--from", dest="sources", type=Path, nargs="+", default=[], metavar="CSV",
+                        help="with --figure: evaluation CSVs written by earlier runs")
     parser.add_argument("--child", choices=list(SIDES), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -354,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     from pgdist import Config, ConfigError
 
     args = parse_args(argv)
+    if args.figure:
+        print(f"wrote {figure(args.sources, args.figure)}")
+        return 0
     try:
         sets = parse_sets(args.set)
         for name in args.tasks if "pgdist" in args.sides else []:

@@ -64,7 +64,7 @@ class LocalBackend:
 def one_torch_thread():
     """Run as a Ray actor runs: a rollout's small batches, and the learner's elementwise update of theta,
     are fastest on one torch thread. On two, each op that torch splits waits for the second thread, and
-    where the other cores are busy (actors, another job) that wait is a scheduler slice: Hopper's Adam
+    where another process holds the other cores that wait is a scheduler slice: Hopper's Adam
     step took 37 ms on two threads beside a busy core, 1.1 ms on one (2-core VM, 2026-12-07)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

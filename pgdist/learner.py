@@ -25,14 +25,13 @@ import torch
 from pgdist.backends import LocalBackend, one_torch_thread
 from pgdist.chunks import ChunkResult, make_chunks
 from pgdist.config import Config, ConfigError
-from pgdist.convolution import is_image
 from pgdist.envs import EnvError, EnvSpaces, env_spaces, time_limit
 from pgdist.estimators import POLICY_SUMS, Estimator, explained_variance, loss
 from pgdist.goodput import Goodput, learning_rate_gain
 from pgdist.layout import MIN_CHUNK, layout
 from pgdist.metrics import METRICS
 from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
-from pgdist.normalization import ObservationStatistics, normalized, normalizers
+from pgdist.normalization import ObservationStatistics, check_normalizable, normalized, normalizers
 from pgdist.optim import Adam, learning_rate_factor, set_learning_rates
 from pgdist.policy import check_policy, make_policy, make_value_function
 from pgdist.theta import set_gradients, state_to_vector
@@ -91,7 +90,7 @@ class Learner:
         if spaces is None:
             spaces = env_spaces(config.env)
         check_vector_env(config.env, config.vector_env)
-        check_normalizable(config, spaces)
+        check_normalizable(config, spaces.observation_shape)
         if policy is None:
             policy = make_policy(spaces.observation_shape, spaces.action_space, config.hidden, config.seed,
                                  config.log_std_init, config.init, config.bound_actions)
@@ -294,21 +293,7 @@ class Learner:
 
     def noise_summary(self) -> str:
         """One line for the end of training: the measured noise scale against N, or why there is none."""
-        episodes, chunk_episodes = self.episodes, self.layout.chunk_episodes
-        if episodes <= chunk_episodes:
-            return (
-                f"no noise scale: N = {episodes} is 1 chunk (chunk_episodes = {chunk_episodes}) and the estimate "
-                f"compares the sums of 2 chunks or more; set chunk_episodes to N/2 or less"
-            )
-        noise_scale = self.noise_scale.value
-        if self.noise_scale.count == 0:
-            return "no noise scale: no iteration has measured it yet"
-        if noise_scale is None:
-            return (
-                f"no noise scale: the measured |G|^2 is not positive, the gradient is lost in the noise of "
-                f"N = {episodes} episodes (a larger N would tell)"
-            )
-        return f"measured noise scale ≈ {noise_scale:,.0f} episodes; N = {episodes:,} is {episodes / noise_scale:.2g}× that"
+        return self.noise_scale.summary(self.episodes, self.layout.chunk_episodes)
 
     def check_current(self, result: ChunkResult) -> None:
         if result.version != self.version:
@@ -352,14 +337,6 @@ def check_bounds(config: Config, policy: torch.nn.Module) -> None:
         raise ConfigError(
             f"bound_actions='tanh' squashes the Gaussian policy's actions into a Box; {config.env}'s policy here is "
             f"a {type(policy).__name__}: use bound_actions='clip'"
-        )
-
-
-def check_normalizable(config: Config, spaces: EnvSpaces) -> None:
-    if config.normalize_observations and is_image(spaces.observation_shape):
-        raise ConfigError(
-            f"normalize_observations=true takes vector observations; {config.env}'s are images of shape "
-            f"{spaces.observation_shape}, which the image policy scales itself"
         )
 
 

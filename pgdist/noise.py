@@ -125,6 +125,23 @@ class NoiseScale:
             return None
         return self.trace_sigma / self.grad_sq
 
+    def summary(self, episodes: int, chunk_episodes: int) -> str:
+        """One line for the end of training: the noise scale measured at N = ``episodes`` against N, or why there is none."""
+        if episodes <= chunk_episodes:
+            return (
+                f"no noise scale: N = {episodes} is 1 chunk (chunk_episodes = {chunk_episodes}) and the estimate "
+                f"compares the sums of 2 chunks or more; set chunk_episodes to N/2 or less"
+            )
+        noise_scale = self.value
+        if self.count == 0:
+            return "no noise scale: no iteration has measured it yet"
+        if noise_scale is None:
+            return (
+                f"no noise scale: the measured |G|^2 is not positive, the gradient is lost in the noise of "
+                f"N = {episodes} episodes (a larger N would tell)"
+            )
+        return f"measured noise scale ≈ {noise_scale:,.0f} episodes; N = {episodes:,} is {episodes / noise_scale:.2g}× that"
+
     def state_dict(self) -> dict:
         return {"decay": self.decay, "trace_sigma": self.trace_sigma, "grad_sq": self.grad_sq,
                 "weight": self.weight, "squares": self.squares, "count": self.count}

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pgdist.config import Config
+from pgdist.config import Config, ConfigError
+from pgdist.convolution import is_image
 
 VARIANCE_EPSILON = 1e-8  # sigma = sqrt(var + eps), as SB3's VecNormalize and gymnasium's NormalizeObservation
 
@@ -109,3 +110,12 @@ class ObservationStatistics:
         self.count = int(state["count"])
         self.sum = state["sum"].numpy().copy()
         self.square_sum = state["square_sum"].numpy().copy()
+
+
+def check_normalizable(config: Config, observation_shape: tuple) -> None:
+    """normalize_observations on image observations: a ConfigError when the Learner is built."""
+    if config.normalize_observations and is_image(observation_shape):
+        raise ConfigError(
+            f"normalize_observations=true takes vector observations; {config.env}'s are images of shape "
+            f"{observation_shape}, which the image policy scales itself"
+        )

@@ -337,7 +337,10 @@ def figure(paths: list[Path], out: Path) -> Path:
     (mode or sampled) per side, and the task's thresholds."""
     from matplotlib.figure import Figure
 
-    rows = [row for path in paths for row in csv.DictReader(open(path, newline=""))]
+    rows = []
+    for path in paths:
+        with open(path, newline="") as file:
+            rows += csv.DictReader(file)
     tasks = [name for name in TASKS if any(row["task"] == name for row in rows)]
     fig = Figure(figsize=(5.2 * len(tasks), 3.8), layout="constrained")
     colours = {"pgdist": "tab:blue", "sb3": "tab:orange"}

@@ -176,6 +176,20 @@ def test_one_chunk_has_no_estimate_and_says_why():
     assert "1 chunk" in summary and "chunk_episodes" in summary
 
 
+def test_the_end_of_training_line_gives_the_noise_scale_against_n_or_says_why_there_is_none():
+    """Each of NoiseScale.summary's four cases, from estimates given by hand."""
+    noise = NoiseScale()
+    assert noise.summary(40, 10) == "no noise scale: no iteration has measured it yet"
+    assert "1 chunk (chunk_episodes = 40)" in noise.summary(40, 40)
+    noise.update(NoiseEstimate(trace_sigma=300.0, grad_sq=-1.0), 40)
+    assert "the measured |G|^2 is not positive" in noise.summary(40, 10)
+    assert "N = 40 episodes" in noise.summary(40, 10)
+    noise.update(NoiseEstimate(trace_sigma=300.0, grad_sq=3.0), 40)  # averaged: tr(Sigma) 600 / |G|^2 2 (decayed)
+    expected = noise.trace_sigma / noise.grad_sq
+    assert noise.summary(1600, 10) == (f"measured noise scale ≈ {expected:,.0f} episodes; "
+                                       f"N = 1,600 is {1600 / expected:.2g}× that")
+
+
 def adaptive_run(backend, workers, iterations=7, **overrides):
     """Each iteration's metrics, and the final theta, of a short adaptive-N run on CartPole-v1.
 

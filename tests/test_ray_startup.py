@@ -19,7 +19,7 @@ import ray
 from ray._private import ray_constants
 from ray._private.node import Node
 
-from pgdist.ray.private import CHECKED_RAY, PLAIN_START_VARIABLE, SKIPPED_SERVICES, shortcuts_apply
+from pgdist.ray.private import AGENT_MODE_CHECK, CHECKED_RAY, PLAIN_START_VARIABLE, SKIPPED_SERVICES, shortcuts_apply
 
 
 def test_only_checked_ray_versions_take_the_shortcuts(monkeypatch):
@@ -39,6 +39,13 @@ def test_the_private_names_the_shortcuts_use_are_where_they_were():
         assert list(inspect.signature(method).parameters)[0] == "self"
     assert ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR == "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
     assert isinstance(ray_constants.ENABLE_RAY_CLUSTER, bool)
+    from ray._private import services, utils
+
+    assert callable(getattr(utils, AGENT_MODE_CHECK, None)), f"ray._private.utils.{AGENT_MODE_CHECK} is gone"
+    # the raylet's agent command asks the module attribute at each start, and goes minimal on an error
+    agent_command = inspect.getsource(services.start_raylet)
+    assert f"ray._private.utils.{AGENT_MODE_CHECK}() is not None" in agent_command
+    assert '"--minimal"' in agent_command
 
 
 # ray is not imported before the Learner: on the plain path, pgdist sets the loopback setting before it is
@@ -53,18 +60,23 @@ START = textwrap.dedent(
         import ray
         worker = ray.get(ray.remote(lambda: os.nice(0)).remote())
         me = psutil.Process()
-        services = {os.path.basename(part) for child in me.children(recursive=True)
+        children = me.children(recursive=True)
+        services = {os.path.basename(part) for child in children
                     for part in child.cmdline() if part.endswith(".py")}  # dashboard.py, monitor.py, ...
+        # the raylet's command line holds the command it starts its dashboard agent with
+        agent_minimal = any("--minimal" in part for child in children if child.name() == "raylet"
+                            for part in child.cmdline())
         print(json.dumps({"loopback": all(map(is_loopback, listening_addresses(me))), "services": sorted(services),
-                          "driver": os.nice(0), "worker": worker}))
+                          "driver": os.nice(0), "worker": worker, "agent_minimal": agent_minimal}))
     """
 )
 
 
 @pytest.mark.parametrize("plain", [False, True], ids=["shortcuts", "plain"])
 def test_a_local_start_listens_on_loopback_only_on_either_path(plain, request):
-    """Both paths listen on loopback only; the shortcuts start no autoscaler monitor, and their actors run
-    as nice as the run (here nice 3: not Ray's default of 15, as this process works beside them)."""
+    """Both paths listen on loopback only; the shortcuts start no autoscaler monitor and a minimal dashboard
+    agent, and their actors run as nice as the run (here nice 3: not Ray's default of 15, as this process
+    works beside them)."""
     if not plain and not shortcuts_apply(ray.__version__):
         pytest.skip(f"Ray {ray.__version__} takes the plain path")
     env = {key: value for key, value in os.environ.items() if key not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")}
@@ -76,6 +88,7 @@ def test_a_local_start_listens_on_loopback_only_on_either_path(plain, request):
     assert report["loopback"], report
     started_monitor = "monitor.py" in report["services"]
     assert started_monitor == plain, report["services"]  # the shortcut path starts no autoscaler monitor
+    assert report["agent_minimal"] == (not plain), report  # ray[default] is installed: the plain path's agent is full
     assert report["driver"] == os.nice(0) + 3, report
     if not plain:
         assert report["worker"] == os.nice(0) + 3, report

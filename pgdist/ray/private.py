@@ -100,31 +100,30 @@ def _loopback_constant():
 
 
 @contextmanager
-def _without_services():
-    """Shortcut 2: the API server and the autoscaler monitor are not started."""
-    originals = {name: getattr(Node, name) for name in SKIPPED_SERVICES}
-    for name in SKIPPED_SERVICES:
-        setattr(Node, name, _not_started)
+def _replaced(owner, replacements: dict):
+    """``owner``'s attributes named in ``replacements`` set to their values while the block runs, then restored."""
+    originals = {name: getattr(owner, name) for name in replacements}
+    for name, value in replacements.items():
+        setattr(owner, name, value)
     try:
         yield
     finally:
-        for name, method in originals.items():
-            setattr(Node, name, method)
+        for name, value in originals.items():
+            setattr(owner, name, value)
+
+
+def _without_services():
+    """Shortcut 2: the API server and the autoscaler monitor are not started."""
+    return _replaced(Node, dict.fromkeys(SKIPPED_SERVICES, _not_started))
 
 
 def _not_started(self, **options) -> None:
     pass
 
 
-@contextmanager
 def _minimal_agent():
     """Shortcut 5: the dashboard agent in Ray's minimal mode, as where the dashboard's extras are not installed."""
-    original = getattr(ray_utils, AGENT_MODE_CHECK)
-    setattr(ray_utils, AGENT_MODE_CHECK, _extras_left_out)
-    try:
-        yield
-    finally:
-        setattr(ray_utils, AGENT_MODE_CHECK, original)
+    return _replaced(ray_utils, {AGENT_MODE_CHECK: _extras_left_out})
 
 
 def _extras_left_out() -> ImportError:

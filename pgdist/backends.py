@@ -1,7 +1,7 @@
 """Backends hand a batch's chunks to rollout workers and yield their results as they finish.
 
 Both have the same verbs: ``sample(theta, version, chunks)``, ``live_workers()`` and
-``close()``. The local backend runs one worker in this process, with no Ray at all;
+``close()``, and, for ``value_epochs`` > 1, ``value_round(theta, version, value_theta, chunks)``. The local backend runs one worker in this process, with no Ray at all;
 ``pgdist.ray.RayBackend`` runs workers as Ray actors (``pgdist.ray`` is the one package
 that imports ray).
 """
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from pgdist.chunks import Chunk, ChunkResult
+from pgdist.chunks import Chunk, ChunkResult, ValueGradient
 from pgdist.config import Config
 from pgdist.estimators import Estimator
 from pgdist.layout import layout
@@ -42,7 +42,7 @@ class LocalBackend:
     def __init__(self, config: Config, policy: torch.nn.Module, value: torch.nn.Module | None):
         self.worker = RolloutWorker(
             config.env, policy, Estimator.of(config), layout(config).envs_per_chunk, value,
-            max_episode_steps=config.max_episode_steps, vector_env=config.vector_env,
+            **worker_options(config),
         )
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
@@ -53,11 +53,27 @@ class LocalBackend:
         with one_torch_thread():
             return self.worker.run(theta, version, chunk)
 
+    def value_round(self, theta: np.ndarray, version: int, value_theta: np.ndarray,
+                    chunks: list[Chunk]) -> Iterator[ValueGradient]:
+        """A further round of V's fit: each chunk's V gradient sum at ``value_theta``, over its held steps."""
+        for chunk in chunks:
+            yield self.value_gradient(theta, version, value_theta, chunk)
+
+    def value_gradient(self, theta: np.ndarray, version: int, value_theta: np.ndarray, chunk: Chunk) -> ValueGradient:
+        with one_torch_thread():
+            return self.worker.value_gradient(theta, version, value_theta, chunk)
+
     def live_workers(self) -> int:
         return 1
 
     def close(self) -> None:
         pass
+
+
+def worker_options(config: Config) -> dict:
+    """The keyword arguments of every rollout worker of a run, besides env, policy, estimator, width and V."""
+    return {"max_episode_steps": config.max_episode_steps, "vector_env": config.vector_env,
+            "hold_steps": config.value_epochs > 1}
 
 
 @contextmanager

@@ -118,3 +118,14 @@ SUMMED = ("episodes", "steps", "weight_sum", "weight_square_sum", "return_sum", 
           "env_steps", "value_target_sum", "value_target_square_sum", "value_residual_sum", "value_residual_square_sum")
 SUMMED_VECTORS = ("gradient_sum", "log_prob_gradient_sum", "entropy_gradient_sum", "value_gradient_sum",
                   "observation_sum", "observation_square_sum")
+
+
+@dataclass
+class ValueGradient:
+    """A chunk's answer in one further round of V's fit (``value_epochs``): at the round's V,
+    ``value_gradient_sum`` = grad sum_t (V(s_t) - y_t)^2 over the chunk's steps, with the targets y_t
+    of the iteration's theta; the learner adds the chunks' in chunk order."""
+
+    version: int  # the iteration's theta version, whose steps and targets these are
+    chunk: int  # the chunk's index
+    value_gradient_sum: np.ndarray

@@ -73,6 +73,12 @@ class Config:
     value_lr: float | None = _field(
         None, "learning rate of the value baseline (baseline='value'); default: lr. Spinning Up's vf_lr"
     )
+    value_epochs: int = _field(
+        1,
+        "V's Adam steps per iteration on its squared error over the iteration's steps (baseline='value'): the "
+        "first beside the policy's step, each further one a round in which the workers return V's gradient over "
+        "the chunks' steps they hold. Spinning Up's train_v_iters (80)",
+    )
     gamma: float = _field(0.95, "discount factor of the total return R(tau) (Eq. 6), in (0, 1]")
     hidden: tuple[int, ...] = _field((8, 8), "sizes of the policy's hidden tanh layers")
     init: str = _field(
@@ -158,7 +164,7 @@ class Config:
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        _positive_int(self, "episodes", "iterations")
+        _positive_int(self, "episodes", "iterations", "value_epochs")
         for name in ("workers", "max_episode_steps", "chunk_episodes", "envs_per_chunk"):
             if getattr(self, name) is not None:
                 _positive_int(self, name)
@@ -190,6 +196,9 @@ class Config:
             _fail("baseline", self.baseline, " or ".join(map(repr, BASELINES)))
         if self.returns == "gae" and self.baseline != "value":
             raise ConfigError(f"returns='gae' needs baseline='value' (its V(s)), not baseline={self.baseline!r}")
+        if self.value_epochs > 1 and self.baseline != "value":
+            raise ConfigError(f"value_epochs={self.value_epochs} fits a learned V(s): it needs baseline='value', "
+                              f"not baseline={self.baseline!r}")
         if not (_number(self.gae_lambda) and 0.0 <= self.gae_lambda <= 1.0):
             _fail("gae_lambda", self.gae_lambda, "a number in [0, 1]")
         for name in ("standardize", "normalize_observations"):

@@ -15,6 +15,9 @@ from pgdist.backends import WorkerError
 from pgdist.chunks import Chunk
 
 
+HERE = "the learner's process"  # a chunk's worker when the learner's own process ran it
+
+
 class Dispatch:
     """One sampling call's chunks: those queued, those running on actors (in the order handed out),
     when each busy actor began its current chunk, and what each chunk has done to the workers.
@@ -22,16 +25,21 @@ class Dispatch:
     Chunks own their randomness: one that comes back from a lost actor is queued again and gives the
     same episodes elsewhere. The chunk a worker was running when it died or hung is ``suspect``: it
     runs on actors only, never in the learner's process, which it could kill or hang for good.
+
+    A round of V's fit (``value_epochs``) is a dispatch too, whose ``holders`` say which worker holds
+    each chunk's steps (the ``ran`` of the call before): a chunk goes to its holder while that one is
+    up, else to any worker, which runs it again at the iteration's theta.
     """
 
-    def __init__(self, theta_ref, version: int, chunks: list[Chunk], chunk_timeout: float, start_timeout: float,
-                 run: list):
-        self.run = run  # [reference to the run's arguments], passed with each chunk (RayRolloutWorker)
-        self.theta_ref = theta_ref
+    def __init__(self, call, version: int, chunks: list[Chunk], chunk_timeout: float, start_timeout: float,
+                 holders: dict | None = None):
+        self.call = call  # (actor, chunk) -> the reference of the actor's call on the chunk
         self.version = version
         self.chunk_timeout = chunk_timeout
         self.start_timeout = start_timeout  # how long the queued chunks may wait for a worker to come up
         self.queue = list(chunks)
+        self.holders = holders  # chunk index -> the worker holding its steps (an actor or HERE); None: any
+        self.ran = {}  # chunk index -> the worker that finished it (an actor or HERE)
         self.running = {}  # object ref -> (actor, chunk)
         self.began = {}  # actor -> when its oldest running chunk began (as seen here)
         self.deaths = Counter()  # chunk index -> workers that died running it
@@ -45,26 +53,41 @@ class Dispatch:
     def busy(self, actor) -> int:
         return sum(a == actor for a, _ in self.running.values())
 
-    def has_chunk_for_here(self) -> bool:
-        return any(chunk.index not in self.suspect for chunk in self.queue)
+    def may_run(self, worker, chunk: Chunk, up: list) -> bool:
+        """Whether ``worker`` (an actor, or HERE) may take ``chunk`` now: never a suspect chunk here; in a
+        round of V's fit, a chunk whose holder is another worker that is up (or is HERE) waits for it."""
+        if worker is HERE and chunk.index in self.suspect:
+            return False
+        if self.holders is None:
+            return True
+        holder = self.holders.get(chunk.index)
+        return holder is worker or (holder is not HERE and holder not in up)
 
-    def take_for_here(self) -> Chunk | None:
+    def has_chunk_for_here(self, up: list) -> bool:
+        return any(self.may_run(HERE, chunk, up) for chunk in self.queue)
+
+    def take_for_here(self, up: list) -> Chunk | None:
         """The first queued chunk the learner's own process may run (not a suspect one)."""
         for position, chunk in enumerate(self.queue):
-            if chunk.index not in self.suspect:
+            if self.may_run(HERE, chunk, up):
+                self.ran[chunk.index] = HERE
                 return self.queue.pop(position)
         return None
 
-    def submit(self, actor) -> None:
-        """The first suspect chunk if any (only actors may run it), else the first queued, to ``actor``."""
-        position = next((i for i, chunk in enumerate(self.queue) if chunk.index in self.suspect), 0)
+    def submit(self, actor, up: list) -> None:
+        """To ``actor``: the first suspect chunk it may run if any (only actors may run one), else the first it may run."""
+        mine = [i for i, chunk in enumerate(self.queue) if self.may_run(actor, chunk, up)]
+        if not mine:
+            return
+        position = next((i for i in mine if self.queue[i].index in self.suspect), mine[0])
         chunk = self.queue.pop(position)
         if not self.busy(actor):
             self.began[actor] = time.monotonic()
-        self.running[actor.run.remote(self.run, self.theta_ref, self.version, chunk)] = (actor, chunk)
+        self.running[self.call(actor, chunk)] = (actor, chunk)
 
     def finish(self, ref) -> None:
-        actor, _ = self.running.pop(ref)
+        actor, chunk = self.running.pop(ref)
+        self.ran[chunk.index] = actor
         self.began.pop(actor)
         if self.busy(actor):
             self.began[actor] = time.monotonic()  # it starts its next chunk now (at the latest)

@@ -38,11 +38,12 @@ def forward_passes(states: torch.Tensor) -> list[slice]:
 
 
 def chunk_sums(episodes: Episodes, policy: torch.nn.Module, value: torch.nn.Module | None, estimator: Estimator,
-           version: int) -> ChunkResult:
+           version: int, targets: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> ChunkResult:
     """Batched forward passes over the chunk's steps (one, but for long chunks of images), then the
-    gradients of its sums: every sum is over steps, so the passes' gradients add up to the chunk's."""
+    gradients of its sums: every sum is over steps, so the passes' gradients add up to the chunk's.
+    ``targets``: ``step_targets``'s, where the caller has them already."""
     passes = forward_passes(episodes.states)
-    targets, advantages = _targets(episodes, passes, policy, value, estimator)
+    targets, advantages = targets or step_targets(episodes, policy, value, estimator)
     result, weights, residuals = {}, [], []
     for rows in passes:
         sums, pass_weights, pass_residuals = _pass_gradients(
@@ -74,11 +75,13 @@ def chunk_sums(episodes: Episodes, policy: torch.nn.Module, value: torch.nn.Modu
         **result,
     )
 
-def _targets(episodes: Episodes, passes: list[slice], policy: torch.nn.Module, value: torch.nn.Module | None,
-         estimator: Estimator) -> tuple[torch.Tensor, torch.Tensor | None]:
+
+def step_targets(episodes: Episodes, policy: torch.nn.Module, value: torch.nn.Module | None,
+                 estimator: Estimator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Each step's return (R(tau) or G_t: V's regression target) and, with GAE, its advantage A_t
-    (its target then the lambda-return A_t + V(s_t)), in the policy's dtype."""
+    (its target then the lambda-return A_t + V(s_t), from the V loaded now), in the policy's dtype."""
     dtype = next(policy.parameters()).dtype
+    passes = forward_passes(episodes.states)
     if estimator.returns != "gae":
         targets = estimator.returns_per_step(episodes.rewards, episodes.timestep, episodes.episode, episodes.count)
         return targets.to(dtype), None
@@ -90,6 +93,18 @@ def _targets(episodes: Episodes, passes: list[slice], policy: torch.nn.Module, v
     advantages = generalized_advantages(episodes.rewards, values, last_values, episodes.timestep, episodes.episode,
                                         episodes.count, estimator.gamma, estimator.gae_lambda)
     return (advantages + values).to(dtype), advantages.to(dtype)
+
+
+def value_gradient_sum(states: torch.Tensor, targets: torch.Tensor, value: torch.nn.Module) -> np.ndarray:
+    """grad sum_t (V(s_t) - y_t)^2 over a chunk's steps, flat: a round of V's fit (``value_epochs``)."""
+    parameters = list(value.parameters())
+    total = None
+    for rows in forward_passes(states):
+        error = ((value(states[rows]).squeeze(-1) - targets[rows]) ** 2).sum()
+        gradient = _flat_gradient(error, parameters)
+        total = gradient if total is None else total + gradient
+    return total
+
 
 def _pass_gradients(states: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor, advantages: torch.Tensor | None,
                 policy: torch.nn.Module, value: torch.nn.Module | None, estimator: Estimator):

@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from pgdist.backends import LocalBackend, one_torch_thread
-from pgdist.chunks import ChunkResult, make_chunks
+from pgdist.chunks import Chunk, ChunkResult, make_chunks
 from pgdist.config import Config, ConfigError
 from pgdist.envs import EnvError, EnvSpaces, env_spaces, time_limit
 from pgdist.estimators import POLICY_SUMS, Estimator, explained_variance, loss
@@ -34,7 +35,7 @@ from pgdist.noise import ChunkSquares, NoiseEstimate, NoiseScale, estimate
 from pgdist.normalization import ObservationStatistics, check_normalizable, normalized, normalizers
 from pgdist.optim import Adam, learning_rate_factor, set_learning_rates
 from pgdist.policy import check_policy, make_policy, make_value_function
-from pgdist.theta import set_gradients, state_to_vector
+from pgdist.theta import parameters_to_vector, set_gradients, state_to_vector
 from pgdist.vector_envs import check_vector_env
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class Batch:
     noise: NoiseEstimate | None  # this batch's tr(Sigma)^ and |G|^2^ (noise.py); None with one chunk
     workers: int  # live workers at its end
     seconds: float  # the sampling call's wall time
+    theta: np.ndarray | None = None  # what was broadcast: its chunks' workers hold their steps at it (value_epochs)
+    chunks: list[Chunk] | None = None
 
     @property
     def episodes(self) -> int:
@@ -116,6 +119,10 @@ class Learner:
         if config.episodes_max is not None:
             self.goodput = Goodput(config.episodes, config.episodes_max, self.layout.chunk_episodes,
                                    self.planned_workers(), config.iteration_cost)
+        if config.value_epochs > 1 and not hasattr(self.backend, "value_round"):
+            self.backend.close()
+            raise ConfigError(f"value_epochs={config.value_epochs} needs a backend with value_round (the rounds of "
+                              f"V's fit); {type(self.backend).__name__} has none")
         self.tell_idle_workers()
 
     def available_workers(self) -> int:
@@ -189,15 +196,16 @@ class Learner:
         if self.goodput is not None:
             self.goodput.add(total.env_steps, total.episodes)
             self.episodes = self.goodput.next_episodes(self.noise_scale, total.episodes).episodes
-        return Batch(total, noise, self.backend.live_workers(), time.perf_counter() - start)
+        return Batch(total, noise, self.backend.live_workers(), time.perf_counter() - start, theta, chunks)
 
     def update(self, batch: Batch) -> dict:
         """One optimizer step down L (Eq. 23, 24), whose gradient is minus the estimate of grad J.
 
         L is linear in the gradient sum, so its gradient is ``loss(gradient_sum, N)``; estimators
         other than Eq. 23's combine more sums into the gradient sum first. The value function,
-        if any, steps on the mean squared error of its predictions over the batch's steps. The
-        batch's observations then join the normalisers' statistics, for the next iterations.
+        if any, steps on the mean squared error of its predictions over the batch's steps
+        (``value_epochs`` times: ``fit_value``). The batch's observations then join the
+        normalisers' statistics, for the next iterations.
         """
         start = time.perf_counter()
         with one_torch_thread():  # elementwise work on theta: a second thread waits on busy cores (ms per op)
@@ -211,9 +219,35 @@ class Learner:
             set_learning_rates(self.optimizer, learning_rate_factor(self.config.lr_schedule, self.version,
                                                                     self.config.iterations), policy_gain=gain)
             self.optimizer.step()
+            self.fit_value(batch)
         self.version += 1
         self.update_normalizers(batch.sums)
         return self.metrics(batch, gradient, update_seconds=time.perf_counter() - start)
+
+    def fit_value(self, batch: Batch) -> None:
+        """V's further steps on its mean squared error over the batch's steps, value_epochs - 1 of them.
+
+        Each is a round of sums (DESIGN.md, "More than one round per iteration"): the workers that
+        hold the chunks' steps return grad sum_t (V(s_t) - y_t)^2 at V's current parameters, the
+        learner adds them in chunk order and steps V alone. The learner's work per round is one
+        vector of V's size per chunk, whatever N; a chunk whose worker is lost runs again at the
+        batch's theta elsewhere, with the same steps and targets, so no fault changes V.
+        """
+        if self.value is None or self.config.value_epochs == 1:
+            return
+        if batch.chunks is None:
+            raise ValueError("value_epochs > 1 fits V over the chunks a batch ran: update() takes a batch from sample()")
+        for parameter in self.policy.parameters():
+            parameter.grad = None  # the optimizer steps V alone
+        for _ in range(self.config.value_epochs - 1):
+            value_theta = parameters_to_vector(self.value).numpy()
+            results = sorted(self.backend.value_round(batch.theta, batch.sums.version, value_theta, batch.chunks),
+                             key=lambda result: result.chunk)
+            for result in results:
+                self.check_current(result)
+            gradient_sum = np.sum([result.value_gradient_sum for result in results], axis=0, dtype=np.float64)
+            set_gradients(torch.as_tensor(gradient_sum / batch.sums.steps), self.value)
+            self.optimizer.step()
 
     def update_normalizers(self, sums: ChunkResult) -> None:
         """Add a batch's observation sums to the statistics; their mu and sigma into every normaliser."""

@@ -12,10 +12,10 @@ import copy
 import numpy as np
 import torch
 
-from pgdist.chunks import Chunk, ChunkResult, Episodes
+from pgdist.chunks import Chunk, ChunkResult, Episodes, ValueGradient
 from pgdist.envs import EnvError
 from pgdist.estimators import Estimator
-from pgdist.gradients import chunk_sums
+from pgdist.gradients import chunk_sums, step_targets, value_gradient_sum
 from pgdist.policy import actor, env_action_map
 from pgdist.sampling import policy_input
 from pgdist.theta import vector_to_state
@@ -34,6 +34,7 @@ class RolloutWorker:
         max_episode_steps: int | None = None,
         keep_states: bool = True,
         vector_env: str = "gymnasium",
+        hold_steps: bool = False,
     ):
         self.env = env
         self.max_episode_steps = max_episode_steps  # None: the env's own TimeLimit, else pgdist's default cap
@@ -47,16 +48,47 @@ class RolloutWorker:
         self.version = None
         self.dtype = next(self.policy.parameters()).dtype
         self._vector_envs = {}
+        # value_epochs > 1: each chunk's steps and V's targets, held from its run at the loaded theta for
+        # the rounds of V's fit; those rounds load V's parameters into a copy (``fitted``), so that
+        # ``value`` stays the iteration's V, from which a chunk run again gets the same targets
+        self.hold_steps = hold_steps
+        self.held = {}
+        self.fitted = None
 
     def run(self, theta: np.ndarray, version: int, chunk: Chunk) -> ChunkResult:
         """Load theta (if it is new), run the chunk's episodes, return their gradient sum."""
         self.load(theta, version)
-        return self.gradient_sum(self.rollout(chunk))
+        episodes = self.rollout(chunk)
+        if not self.hold_steps:
+            return self.gradient_sum(episodes)
+        targets = self.hold(chunk, episodes)
+        return chunk_sums(episodes, self.policy, self.value, self.estimator, self.version, targets)
+
+    def value_gradient(self, theta: np.ndarray, version: int, value_theta: np.ndarray, chunk: Chunk) -> ValueGradient:
+        """A further round of V's fit: V's gradient sum over the chunk's steps at ``value_theta`` (V's
+        parameters, flat). The steps are those held since the chunk ran here at ``theta``; a chunk that ran
+        elsewhere (its worker lost) runs again at ``theta`` first, which gives the same steps and targets."""
+        self.load(theta, version)
+        if chunk not in self.held:
+            self.hold(chunk, self.rollout(chunk))
+        states, targets = self.held[chunk]
+        if self.fitted is None:
+            self.fitted = copy.deepcopy(self.value)
+        self.fitted.load_state_dict(self.value.state_dict())  # the iteration's observation normaliser
+        torch.nn.utils.vector_to_parameters(torch.tensor(value_theta, dtype=self.dtype), self.fitted.parameters())
+        return ValueGradient(version, chunk.index, value_gradient_sum(states, targets, self.fitted))
+
+    def hold(self, chunk: Chunk, episodes: Episodes) -> tuple:
+        """Keep the chunk's steps and V's targets for the rounds of V's fit; its targets and advantages."""
+        targets = step_targets(episodes, self.policy, self.value, self.estimator)
+        self.held[chunk] = (episodes.states, targets[0])
+        return targets
 
     def load(self, theta: np.ndarray, version: int) -> None:
         if version != self.version:
             vector_to_state(torch.tensor(theta, dtype=self.dtype), self.policy, self.value)
             self.version = version
+            self.held.clear()  # the steps of an earlier theta's chunks
 
     def rollout(self, chunk: Chunk) -> Episodes:
         """Run the chunk's episodes on copies of the environment in lockstep.

@@ -141,12 +141,14 @@ def test_one_seed_gives_one_theta_whatever_the_workers(backend, workers):
     torch.testing.assert_close(theta, parameters_to_vector(reference.policy), rtol=1e-5, atol=1e-7)
 
 
-def test_normalised_observations_and_gae_give_one_theta_whatever_the_workers(borrowed_actors):
+@pytest.mark.parametrize("value_epochs", [1, 4])
+def test_normalised_observations_and_gae_give_one_theta_whatever_the_workers(borrowed_actors, value_epochs):
     """The normaliser's statistics come from the chunk sums alone: theta and the statistics are the
-    same on 3 Ray workers as in one process (episodes cut at 40 steps: GAE bootstraps them)."""
+    same on 3 Ray workers as in one process (episodes cut at 40 steps: GAE bootstraps them); so are
+    V's further rounds over the steps each worker holds."""
     config = Config(env="Pendulum-v1", episodes=12, chunk_episodes=2, envs_per_chunk=2, lr=0.01, workers=3,
                     backend="ray", seed=8, normalize_observations=True, returns="gae", baseline="value",
-                    max_episode_steps=40)
+                    max_episode_steps=40, value_epochs=value_epochs)
     thetas = []
     for backend in ("ray", "local"):
         with Learner(config.replace(backend=backend)) as learner:
@@ -157,10 +159,11 @@ def test_normalised_observations_and_gae_give_one_theta_whatever_the_workers(bor
     torch.testing.assert_close(thetas[0], thetas[1], rtol=1e-5, atol=1e-7)
 
 
-RESUMED = [dict(), dict(normalize_observations=True, returns="gae", baseline="value")]
+RESUMED = [dict(), dict(normalize_observations=True, returns="gae", baseline="value"),
+           dict(normalize_observations=True, returns="gae", baseline="value", value_epochs=3)]
 
 
-@pytest.mark.parametrize("options", RESUMED, ids=["plain", "normalised-gae"])
+@pytest.mark.parametrize("options", RESUMED, ids=["plain", "normalised-gae", "value-epochs"])
 def test_state_dict_resumes_the_same_run(backend, options):
     config = Config(env="CartPole-v1", episodes=16, chunk_episodes=4, lr=0.02, backend=backend, workers=2, **options)
     with Learner(config) as straight:

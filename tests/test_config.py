@@ -51,6 +51,7 @@ def test_config_is_frozen():
         ("bound_actions", "squash", "bound_actions='squash'"),
         ("observation_clip", 0.0, "observation_clip=0.0"),
         ("normalize_observations", "yes", "normalize_observations='yes'"),
+        ("value_epochs", 0, "value_epochs=0"),
     ],
 )
 def test_bad_value_names_the_field_and_value(field, value, words):
@@ -69,6 +70,11 @@ def test_tanh_bounds_on_discrete_actions_are_named():
 def test_gae_without_a_value_baseline_is_named():
     with pytest.raises(ConfigError, match="returns='gae' needs baseline='value'"):
         Config(returns="gae")
+
+
+def test_value_epochs_without_a_value_baseline_is_named():
+    with pytest.raises(ConfigError, match="value_epochs=3 fits a learned V.s.: it needs baseline='value'"):
+        Config(value_epochs=3, baseline="mean")
 
 
 @pytest.mark.parametrize("env, words", [

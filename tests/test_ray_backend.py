@@ -14,7 +14,7 @@ import torch
 from pgdist import Config, Learner
 from pgdist.ray import backend as ray_backend
 from pgdist.backends import WorkerError
-from pgdist.theta import parameters_to_vector
+from pgdist.theta import parameters_to_vector, state_to_vector
 from tests import hanging_env, killing_env
 from tests.dying_env import ARMED
 from tests.listening import is_loopback, listening_addresses
@@ -63,7 +63,7 @@ def test_on_its_own_instance_the_learner_samples_too_and_gets_the_same_theta():
         """
         import ray, torch
         from pgdist import Config, Learner
-        from pgdist.theta import parameters_to_vector
+        from pgdist.theta import parameters_to_vector, state_to_vector
         config = Config(env="CartPole-v1", episodes=40, chunk_episodes=5, envs_per_chunk=4, lr=0.02, workers=2, seed=3)
         with Learner(config) as learner:
             assert learner.backend.workers == 2 and len(learner.backend.actors) == 1, learner.backend.actors
@@ -103,6 +103,30 @@ def test_a_chunk_whose_worker_died_is_run_again_elsewhere(ray_instance):
     assert not os.path.exists(ARMED), "no worker reached a reset"
     assert workers == 2  # Ray restarts the dead actor, but it has not answered yet
     assert_theta_of_local_backend(theta, config.replace(env="envs.line:LineWalk"), iterations=3)
+
+
+def test_a_worker_lost_between_rounds_of_the_value_fit_changes_nothing(ray_instance):
+    """value_epochs: an actor holding chunks' steps is SIGKILLed after the sampling call, before V's
+    rounds; its chunks run again elsewhere at the iteration's theta, with the same steps and targets."""
+    config = Config(env="Pendulum-v1", episodes=12, chunk_episodes=2, envs_per_chunk=2, lr=0.01, workers=3, seed=5,
+                    normalize_observations=True, returns="gae", baseline="value", value_epochs=4, max_episode_steps=40)
+    with Learner(config) as learner:
+        learner.step()
+        learner.backend.nodes()  # every actor is up
+        batch = learner.sample()
+        holders = set(learner.backend.dispatch.ran.values())
+        pids = dict(zip(learner.backend.actors, actor_pids(learner.backend)))
+        victim = next(actor for actor in learner.backend.actors if actor in holders)
+        os.kill(pids[victim], 9)
+        learner.update(batch)
+        learner.step()
+        theta = state_to_vector(learner.policy, learner.value)
+        learner.backend.nodes()
+        assert actor_pids(learner.backend)[learner.backend.actors.index(victim)] != pids[victim], "never killed"
+    with Learner(config.replace(backend="local")) as reference:
+        for _ in range(3):
+            reference.step()
+    torch.testing.assert_close(theta, state_to_vector(reference.policy, reference.value), rtol=1e-5, atol=1e-7)
 
 
 def assert_theta_of_local_backend(theta, config, iterations):
@@ -266,7 +290,7 @@ def test_a_chunk_that_hung_on_an_actor_never_runs_in_the_learners_process():
         import os, re, warnings
         import ray, torch
         from pgdist import Config, Learner
-        from pgdist.theta import parameters_to_vector
+        from pgdist.theta import parameters_to_vector, state_to_vector
         from tests import hanging_env
         config = Config(env="tests.hanging_env:HangingLineWalk", episodes=12, chunk_episodes=2, envs_per_chunk=2,
                         lr=0.05, workers=3, seed=6, chunk_timeout=2.0)

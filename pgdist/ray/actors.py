@@ -12,7 +12,7 @@ import numpy as np
 import ray
 import torch
 
-from pgdist.chunks import Chunk, ChunkResult
+from pgdist.chunks import Chunk, ChunkResult, ValueGradient
 from pgdist.worker import RolloutWorker
 
 # A call to an actor that Ray is restarting fails at once; it is called again this often until it
@@ -47,6 +47,11 @@ class RayRolloutWorker:
     def run(self, run: list, theta: np.ndarray, version: int, chunk: Chunk) -> ChunkResult:
         self.setup(run)
         return self.worker.run(theta, version, chunk)
+
+    def value_gradient(self, run: list, theta: np.ndarray, version: int, value_theta: np.ndarray,
+                       chunk: Chunk) -> ValueGradient:
+        self.setup(run)
+        return self.worker.value_gradient(theta, version, value_theta, chunk)
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()

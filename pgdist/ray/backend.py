@@ -4,6 +4,7 @@ actors (``RayWorkers``) that Learners borrow.
 Per sampling call: theta goes into the object store once (``ray.put``), every actor reads that
 copy; chunks go to actors as actors become free (``ray.wait``); a chunk whose actor died
 is handed to another, and gives the same episodes there (chunks own their randomness).
+A further round of V's fit (``value_epochs``) hands each chunk to the worker holding its steps.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import psutil
 import ray
 import torch
 
-from pgdist.backends import LocalBackend, WorkerError
-from pgdist.chunks import Chunk, ChunkResult
+from pgdist.backends import LocalBackend, WorkerError, worker_options
+from pgdist.chunks import Chunk, ChunkResult, ValueGradient
 from pgdist.config import Config
 from pgdist.dispatch import Dispatch, died_message, hung_message
 from pgdist.estimators import Estimator
@@ -68,7 +69,8 @@ class RayBackend:
             self.local_instance = set(psutil.Process().children()) - children if self.started_ray == "local" else set()
         self.chunk_timeout = config.chunk_timeout
         self.pool = Actors([], [])
-        self.dispatch = None
+        self.dispatch = None  # the latest call's: its chunks' workers hold their steps for V's fit
+        self.theta_ref = None  # (version, reference) of the latest theta put in the object store
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
             self.cpus = max(1, int(cpus))
@@ -85,8 +87,7 @@ class RayBackend:
             actors = self.workers - (self.local_worker is not None)
             if self.own_lender:
                 self.lender = RayWorkers(actors, num_cpus=min(1.0, cpus / self.workers))
-            arguments = ((config.env, policy, Estimator.of(config), cut.envs_per_chunk, value),
-                         {"max_episode_steps": config.max_episode_steps, "vector_env": config.vector_env})
+            arguments = ((config.env, policy, Estimator.of(config), cut.envs_per_chunk, value), worker_options(config))
             self.pool = Actors(self.lender.lend(actors), [ray.put(arguments)])
         except BaseException:
             self.close()
@@ -98,25 +99,50 @@ class RayBackend:
         return self.pool.actors
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        dispatch = self.dispatch = Dispatch(ray.put(theta), version, chunks, self.chunk_timeout, START_TIMEOUT, self.pool.run)
+        theta_ref, run = self._put_theta(theta, version), self.pool.run
+        dispatch = Dispatch(lambda actor, chunk: actor.run.remote(run, theta_ref, version, chunk), version, chunks,
+                            self.chunk_timeout, START_TIMEOUT)
+        yield from self._run(dispatch, lambda chunk: self.local_worker.run(theta, version, chunk))
+
+    def value_round(self, theta: np.ndarray, version: int, value_theta: np.ndarray,
+                    chunks: list[Chunk]) -> Iterator[ValueGradient]:
+        """A further round of V's fit: each chunk's V gradient sum at ``value_theta``, from the worker that
+        holds its steps (the one that ran it last); a chunk whose worker is lost runs again elsewhere."""
+        theta_ref, value_ref, run = self._put_theta(theta, version), ray.put(value_theta), self.pool.run
+        holders = self.dispatch.ran if self.dispatch is not None and self.dispatch.version == version else {}
+        dispatch = Dispatch(lambda actor, chunk: actor.value_gradient.remote(run, theta_ref, version, value_ref, chunk),
+                            version, chunks, self.chunk_timeout, START_TIMEOUT, holders)
+        yield from self._run(dispatch, lambda chunk: self.local_worker.value_gradient(theta, version, value_theta, chunk))
+
+    def _put_theta(self, theta: np.ndarray, version: int):
+        """theta in the object store, once per version: every call of the iteration reads that copy."""
+        if self.theta_ref is None or self.theta_ref[0] != version:
+            self.theta_ref = (version, ray.put(theta))
+        return self.theta_ref[1]
+
+    def _run(self, dispatch: Dispatch, here) -> Iterator:
+        """Run a dispatch's chunks on the actors and, with ``here(chunk)``, in this process; yield each result."""
+        self.dispatch = dispatch
         while dispatch.queue or dispatch.running:
-            self._hand_out(dispatch)
-            chunk = dispatch.take_for_here() if self.local_worker else None
+            up = self._hand_out(dispatch)
+            chunk = dispatch.take_for_here(up) if self.local_worker else None
             if chunk is not None:
-                yield self.local_worker.run(theta, version, chunk)
-            self._check_progress(dispatch)
+                yield here(chunk)
+            self._check_progress(dispatch, up)
             yield from self._gather(dispatch, timeout=0 if chunk is not None else self._wait_time(dispatch))
             for actor in dispatch.hung():
                 self._restart_hung(dispatch, actor)
 
-    def _hand_out(self, dispatch: Dispatch) -> None:
-        """Keep each actor that is up IN_FLIGHT chunks deep, round robin, leaving a chunk for this process."""
-        reserved = 1 if self.local_worker and dispatch.has_chunk_for_here() else 0
+    def _hand_out(self, dispatch: Dispatch) -> list:
+        """Keep each actor that is up IN_FLIGHT chunks deep, round robin, leaving a chunk for this process;
+        the actors that are up."""
         actors = self.pool.up()
+        reserved = 1 if self.local_worker and dispatch.has_chunk_for_here(actors) else 0
         for _ in range(IN_FLIGHT):
             for actor in actors:
                 if len(dispatch.queue) > reserved and dispatch.busy(actor) < IN_FLIGHT:
-                    dispatch.submit(actor)
+                    dispatch.submit(actor, actors)
+        return actors
 
     def _gather(self, dispatch: Dispatch, timeout: float | None) -> Iterator[ChunkResult]:
         """Wait up to ``timeout`` for a chunk or an actor coming up; take all that are ready, in order."""
@@ -149,9 +175,9 @@ class RayBackend:
         )
         self.pool.restart(actor)
 
-    def _check_progress(self, dispatch: Dispatch) -> None:
+    def _check_progress(self, dispatch: Dispatch, up: list) -> None:
         """Fail when no worker can run the queued chunks: none left, or none up within START_TIMEOUT."""
-        if dispatch.running or (self.local_worker and dispatch.has_chunk_for_here()) or not dispatch.queue:
+        if dispatch.running or (self.local_worker and dispatch.has_chunk_for_here(up)) or not dispatch.queue:
             dispatch.stalled_since = None
             return
         if not self.actors:

@@ -79,7 +79,10 @@ class RolloutWorker:
         return ValueGradient(version, chunk.index, value_gradient_sum(states, targets, self.fitted))
 
     def hold(self, chunk: Chunk, episodes: Episodes) -> tuple:
-        """Keep the chunk's steps and V's targets for the rounds of V's fit; its targets and advantages."""
+        """Keep the chunk's steps and V's targets for the rounds of V's fit; its targets and advantages.
+        Only the latest sampling call's chunks are held (``Chunk.draw``)."""
+        if any(held.draw != chunk.draw for held in self.held):
+            self.held.clear()
         targets = step_targets(episodes, self.policy, self.value, self.estimator)
         self.held[chunk] = (episodes.states, targets[0])
         return targets

@@ -82,3 +82,13 @@ def test_a_backend_without_value_rounds_is_named_and_closed():
     assert backends[0].closed
     with Learner(CONFIG, backend=SampleOnly) as learner:  # one epoch needs no rounds
         learner.step()
+
+
+def test_a_worker_holds_the_steps_of_the_latest_sampling_call_only():
+    """Sampling again at the same theta (estimate_gradient, say) replaces the held steps instead of adding to them."""
+    with Learner(CONFIG.replace(value_epochs=2)) as learner:
+        for _ in range(3):
+            batch = learner.sample()
+        held = learner.backend.worker.held
+        assert set(held) == set(batch.chunks) and len(held) == 5
+        learner.update(batch)

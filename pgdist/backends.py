@@ -1,7 +1,8 @@
 """Backends hand a batch's chunks to rollout workers and yield their results as they finish.
 
 Both have the same verbs: ``sample(theta, version, chunks)``, ``live_workers()`` and
-``close()``, and, for ``value_epochs`` > 1, ``value_round(theta, version, value_theta, chunks)``. The local backend runs one worker in this process, with no Ray at all;
+``close()``, and, for ``value_epochs`` > 1, ``value_round(theta, version, value_theta,
+chunks)``. The local backend runs one worker in this process, with no Ray at all;
 ``pgdist.ray.RayBackend`` runs workers as Ray actors (``pgdist.ray`` is the one package
 that imports ray).
 """

@@ -73,8 +73,7 @@ class RolloutWorker:
             self.hold(chunk, self.rollout(chunk))
         states, targets = self.held[chunk]
         if self.fitted is None:
-            self.fitted = copy.deepcopy(self.value)
-        self.fitted.load_state_dict(self.value.state_dict())  # the iteration's observation normaliser
+            self.fitted = copy.deepcopy(self.value)  # with the iteration's observation normaliser
         torch.nn.utils.vector_to_parameters(torch.tensor(value_theta, dtype=self.dtype), self.fitted.parameters())
         return ValueGradient(version, chunk.index, value_gradient_sum(states, targets, self.fitted))
 
@@ -92,6 +91,7 @@ class RolloutWorker:
             vector_to_state(torch.tensor(theta, dtype=self.dtype), self.policy, self.value)
             self.version = version
             self.held.clear()  # the steps of an earlier theta's chunks
+            self.fitted = None
 
     def rollout(self, chunk: Chunk) -> Episodes:
         """Run the chunk's episodes on copies of the environment in lockstep.

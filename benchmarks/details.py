@@ -9,7 +9,8 @@ Each variant is the task's recipe (configs/<task>.yaml) with one option changed,
 Ray instance), seed by seed, the variants in turn. The score is the mean training-batch return
 of the last 10 iterations, so that no evaluation is charged to any side; the time is the training
 loop's wall time. Also printed: the value baseline's explained variance over those iterations, and
-the learner's update (its step, and V's further rounds with value_epochs) as a share of that time.
+the learner's update (its step, and V's further rounds with value_epochs) as a share of that time,
+and with value_epochs > 1 the median iteration's update time per round.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ def train(config, steps: int) -> dict:
     explained = [row["explained_variance"] for row in last if row["explained_variance"] is not None]
     return {"score": statistics.fmean(row["return_mean"] for row in last), "seconds": seconds,
             "explained": median(explained), "iterations": len(rows), "steps": taken,
-            "update_share": sum(row["update_seconds"] for row in rows) / seconds}
+            "update_share": sum(row["update_seconds"] for row in rows) / seconds,
+            # the update's time per V round (its Adam step counted in), with value_epochs > 1
+            "round_ms": (1e3 * statistics.median(row["update_seconds"] for row in rows) / (config.value_epochs - 1)
+                         if config.value_epochs > 1 else None)}
 
 
 def main() -> int:
@@ -97,9 +101,10 @@ def main() -> int:
                              number(score - base) if name != "recipe" and base == base else "–",
                              number(median([r["explained"] for r in runs]), 2),
                              number(median([r["seconds"] for r in runs])),
-                             f"{median([r['update_share'] for r in runs]):.0%}"])
+                             f"{median([r['update_share'] for r in runs]):.0%}",
+                             number(median([r["round_ms"] for r in runs]), 1)])
             table(["variant", "per seed", "median", "against the recipe", "explained variance", "seconds",
-                   "update's share"], rows)
+                   "update's share", "ms per V round"], rows)
     return 0
 
 

@@ -70,7 +70,7 @@ class RayBackend:
         self.chunk_timeout = config.chunk_timeout
         self.pool = Actors([], [])
         self.dispatch = None  # the latest call's: its chunks' workers hold their steps for V's fit
-        self.theta_ref = None  # (version, reference) of the latest theta put in the object store
+        self.theta_ref = None  # (version, reference) of the latest sampling call's theta in the object store
         try:
             cpus = ray.cluster_resources().get("CPU", 1.0)
             self.cpus = max(1, int(cpus))
@@ -99,7 +99,8 @@ class RayBackend:
         return self.pool.actors
 
     def sample(self, theta: np.ndarray, version: int, chunks: list[Chunk]) -> Iterator[ChunkResult]:
-        theta_ref, run = self._put_theta(theta, version), self.pool.run
+        self.theta_ref = (version, ray.put(theta))
+        theta_ref, run = self.theta_ref[1], self.pool.run
         dispatch = Dispatch(lambda actor, chunk: actor.run.remote(run, theta_ref, version, chunk), version, chunks,
                             self.chunk_timeout, START_TIMEOUT)
         yield from self._run(dispatch, lambda chunk: self.local_worker.run(theta, version, chunk))
@@ -108,17 +109,12 @@ class RayBackend:
                     chunks: list[Chunk]) -> Iterator[ValueGradient]:
         """A further round of V's fit: each chunk's V gradient sum at ``value_theta``, from the worker that
         holds its steps (the one that ran it last); a chunk whose worker is lost runs again elsewhere."""
-        theta_ref, value_ref, run = self._put_theta(theta, version), ray.put(value_theta), self.pool.run
+        theta_ref = self.theta_ref[1] if self.theta_ref and self.theta_ref[0] == version else ray.put(theta)
+        value_ref, run = ray.put(value_theta), self.pool.run
         holders = self.dispatch.ran if self.dispatch is not None and self.dispatch.version == version else {}
         dispatch = Dispatch(lambda actor, chunk: actor.value_gradient.remote(run, theta_ref, version, value_ref, chunk),
                             version, chunks, self.chunk_timeout, START_TIMEOUT, holders)
         yield from self._run(dispatch, lambda chunk: self.local_worker.value_gradient(theta, version, value_theta, chunk))
-
-    def _put_theta(self, theta: np.ndarray, version: int):
-        """theta in the object store, once per version: every call of the iteration reads that copy."""
-        if self.theta_ref is None or self.theta_ref[0] != version:
-            self.theta_ref = (version, ray.put(theta))
-        return self.theta_ref[1]
 
     def _run(self, dispatch: Dispatch, here) -> Iterator:
         """Run a dispatch's chunks on the actors and, with ``here(chunk)``, in this process; yield each result."""

@@ -119,10 +119,9 @@ def test_a_worker_lost_between_rounds_of_the_value_fit_changes_nothing(ray_insta
         victim = next(actor for actor in learner.backend.actors if actor in holders)
         os.kill(pids[victim], 9)
         learner.update(batch)
+        assert not psutil.pid_exists(pids[victim]), "the actor was never killed"
         learner.step()
         theta = state_to_vector(learner.policy, learner.value)
-        learner.backend.nodes()
-        assert actor_pids(learner.backend)[learner.backend.actors.index(victim)] != pids[victim], "never killed"
     with Learner(config.replace(backend="local")) as reference:
         for _ in range(3):
             reference.step()

@@ -100,10 +100,14 @@ def value_gradient_sum(states: torch.Tensor, targets: torch.Tensor, value: torch
     parameters = list(value.parameters())
     total = None
     for rows in forward_passes(states):
-        error = ((value(states[rows]).squeeze(-1) - targets[rows]) ** 2).sum()
-        gradient = _flat_gradient(error, parameters)
+        gradient = _flat_gradient(_squared_error(value(states[rows]).squeeze(-1), targets[rows]), parameters)
         total = gradient if total is None else total + gradient
     return total
+
+
+def _squared_error(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """sum_t (V(s_t) - y_t)^2, V's regression loss over a pass's steps (times their number)."""
+    return ((values - targets) ** 2).sum()
 
 
 def _pass_gradients(states: torch.Tensor, actions: torch.Tensor, targets: torch.Tensor, advantages: torch.Tensor | None,
@@ -121,8 +125,7 @@ def _pass_gradients(states: torch.Tensor, actions: torch.Tensor, targets: torch.
         values = value(states).squeeze(-1)
         residuals = targets - values.detach()
         weights = residuals if advantages is None else advantages
-        value_error = ((values - targets) ** 2).sum()
-        sums["value_gradient_sum"] = _flat_gradient(value_error, list(value.parameters()))
+        sums["value_gradient_sum"] = _flat_gradient(_squared_error(values, targets), list(value.parameters()))
     sums["gradient_sum"] = _flat_gradient(policy_gradient_sum(log_probs, weights), parameters)
     if estimator.centred:
         sums["log_prob_gradient_sum"] = _flat_gradient(log_probs.sum(), parameters)

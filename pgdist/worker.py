@@ -59,10 +59,7 @@ class RolloutWorker:
         """Load theta (if it is new), run the chunk's episodes, return their gradient sum."""
         self.load(theta, version)
         episodes = self.rollout(chunk)
-        if not self.hold_steps:
-            return self.gradient_sum(episodes)
-        targets = self.hold(chunk, episodes)
-        return chunk_sums(episodes, self.policy, self.value, self.estimator, self.version, targets)
+        return self.gradient_sum(episodes, self.hold(chunk, episodes) if self.hold_steps else None)
 
     def value_gradient(self, theta: np.ndarray, version: int, value_theta: np.ndarray, chunk: Chunk) -> ValueGradient:
         """A further round of V's fit: V's gradient sum over the chunk's steps at ``value_theta`` (V's
@@ -191,9 +188,9 @@ class RolloutWorker:
             env_steps=env_steps,
         )
 
-    def gradient_sum(self, episodes: Episodes) -> ChunkResult:
-        """The chunk's sums (``pgdist.gradients.chunk_sums``) at the loaded theta."""
-        return chunk_sums(episodes, self.policy, self.value, self.estimator, self.version)
+    def gradient_sum(self, episodes: Episodes, targets: tuple | None = None) -> ChunkResult:
+        """The chunk's sums (``pgdist.gradients.chunk_sums``) at the loaded theta; ``targets``: those held."""
+        return chunk_sums(episodes, self.policy, self.value, self.estimator, self.version, targets)
 
     def _vector_env(self, width: int):
         if width not in self._vector_envs:
